@@ -18,6 +18,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# Float slack when comparing token counts: a client that waited exactly the
+# Retry-After it was given must not be refused because 0.1 + 0.2 != 0.3.
+# It can over-admit by at most a billionth of a token, i.e. never in practice.
+EPSILON = 1e-9
+
 
 @dataclass(frozen=True, slots=True)
 class BucketState:
@@ -60,7 +65,7 @@ def retry_after_seconds(tokens: float, rate: float) -> int:
     exactly that long must then be admitted; floored at 1 because "retry after
     0 seconds" invites a hot loop and Notion never sends it.
     """
-    deficit = max(0.0, 1.0 - tokens)
+    deficit = max(0.0, 1.0 - EPSILON - tokens)
     return max(1, math.ceil(deficit / rate))
 
 
@@ -75,8 +80,8 @@ def take(state: BucketState, now: float, rate: float, burst: int) -> Decision:
     if burst < 1:
         raise ValueError("burst must be at least 1 or no request could ever pass")
     current = refill(state, now, rate, burst)
-    if current.tokens >= 1.0:
-        spent = BucketState(tokens=current.tokens - 1.0, updated_at=current.updated_at)
+    if current.tokens >= 1.0 - EPSILON:
+        spent = BucketState(tokens=max(0.0, current.tokens - 1.0), updated_at=current.updated_at)
         return Decision(admitted=True, state=spent, retry_after=0)
     return Decision(
         admitted=False,
@@ -90,10 +95,13 @@ class TokenBuckets:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
+        # Times are kept relative to the registry's birth: small numbers keep
+        # float rounding far below EPSILON even on a host with a huge uptime.
+        self._origin = clock()
         self._buckets: dict[str, BucketState] = {}
 
     def take(self, key: str, rate: float, burst: int) -> Decision:
-        now = self._clock()
+        now = self._clock() - self._origin
         state = self._buckets.get(key) or full_bucket(burst, now)
         decision = take(state, now, rate, burst)
         self._buckets[key] = decision.state
