@@ -157,10 +157,6 @@ class EmulatorConfig(BaseModel):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
-    @property
-    def rate_limited(self) -> bool:
-        return bool(self.rate_limit)
-
 
 def _config_error(error: ValidationError) -> ConfigError:
     fields: list[str] = []
