@@ -1,0 +1,40 @@
+"""notion-factory: durable state machines that drive Notion board cards.
+
+The authoring API::
+
+    from factory import define_factory, action, orchestrate, loop, feedback, done, failed, blocked
+    from factory import Retries, Backoff
+"""
+
+from factory.dsl import (
+    Backoff,
+    Factory,
+    Retries,
+    action,
+    blocked,
+    define_factory,
+    done,
+    failed,
+    feedback,
+    loop,
+    orchestrate,
+)
+from factory.results import AgentInput, AgentResult
+from factory.validate import FactoryError
+
+__all__ = [
+    "AgentInput",
+    "AgentResult",
+    "Backoff",
+    "Factory",
+    "FactoryError",
+    "Retries",
+    "action",
+    "blocked",
+    "define_factory",
+    "done",
+    "failed",
+    "feedback",
+    "loop",
+    "orchestrate",
+]

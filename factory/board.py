@@ -1,0 +1,63 @@
+"""The Board protocol: what the scheduler needs from wherever the cards live.
+
+The engine never talks to a board; it writes effects to the outbox. Boards
+deliver those effects and report human replies. The local board lives in the
+database; the Notion board (integrations/notion) implements the same protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A person's comment on a card waiting in feedback."""
+
+    comment_id: str
+    text: str
+    author: str
+    created_at: datetime
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "comment_id": self.comment_id,
+            "author": self.author,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class PendingEffect:
+    id: int
+    task_id: str
+    kind: str
+    payload: dict[str, Any]
+    effect_key: str
+    external_id: str | None  # the card on the board, when the board has its own ids
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one effect: delivered (with the board's reference) or failed."""
+
+    effect_id: int
+    ok: bool
+    ref: str | None = None
+    error: str | None = None
+    permanent: bool = False  # the page is gone or not shared: park, do not retry
+
+
+class Board(Protocol):
+    id: str
+
+    async def deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
+        """Apply effects for one card, in order."""
+        ...
+
+    async def replies(self, task_id: str) -> list[Reply]:
+        """New human replies on a card in feedback, oldest first (not yet consumed)."""
+        ...

@@ -1,0 +1,84 @@
+"""Board effects a step implies: pure, so the outbox rows are decided, not improvised.
+
+Kinds: `state` (card column, current step, error), `log` (one markdown log
+line), `page` (agent markdown output), `comment` (feedback question or the
+run's summary).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from factory.decide import Step
+
+EffectKind = Literal["state", "log", "page", "comment"]
+
+COLUMNS: dict[str, str] = {
+    "queued": "Queue",
+    "running": "Running",
+    "feedback": "Feedback",
+    "done": "Done",
+    "failed": "Failed",
+    "blocked": "Blocked",
+    "cancelled": "Cancelled",
+}
+BOARD_COLUMNS: tuple[str, ...] = tuple(COLUMNS.values())
+
+DEFAULT_QUESTION = (
+    "This card needs your input to continue. Reply in a comment and I will pick it up."
+)
+
+
+@dataclass(frozen=True)
+class Effect:
+    kind: EffectKind
+    payload: dict[str, Any]
+
+
+def state_effect(status: str, step_id: str, error: str | None = None) -> Effect:
+    return Effect("state", {"column": COLUMNS[status], "step": step_id, "error": error or ""})
+
+
+def log_line(step: Step, at: datetime) -> str:
+    arrow = "↻" if step.to_state == step.from_state else "→"
+    line = (
+        f"`{at:%Y-%m-%d %H:%M:%S}` **{step.from_state}** {arrow} **{step.to_state}** "
+        f"({step.reason})"
+    )
+    if step.retry_delay_ms is not None:
+        line += f", attempt {step.attempt} failed, retrying in {step.retry_delay_ms} ms"
+    detail = step.error if step.error and step.run_status != "feedback" else step.message
+    if detail:
+        line += f": {detail}"
+    return line
+
+
+def summary(step: Step, transitions: int) -> str:
+    match step.run_status:
+        case "done":
+            return f"Done: reached {step.to_state!r} after {transitions} transitions."
+        case "failed":
+            error = step.error or "no error recorded"
+            return f"Failed at {step.to_state!r} after {transitions} transitions: {error}"
+        case "blocked":
+            return f"Blocked at {step.to_state!r}: {step.error or step.message or 'see the log'}"
+        case "cancelled":
+            return f"Cancelled at {step.from_state!r} after {transitions} transitions."
+    return ""
+
+
+def plan_effects(step: Step, at: datetime, transitions: int) -> list[Effect]:
+    """Effects of committing `step`, in delivery order. `transitions` counts this step."""
+    effects = [
+        state_effect(step.run_status, step.to_state, step.error if step.ends_run else None),
+        Effect("log", {"line": log_line(step, at)}),
+    ]
+    if step.page:
+        effects.append(Effect("page", {"markdown": step.page}))
+    if step.pauses:
+        effects.append(Effect("comment", {"text": step.message or DEFAULT_QUESTION}))
+    elif step.ends_run:
+        effects.append(Effect("comment", {"text": summary(step, transitions)}))
+    return effects

@@ -1,0 +1,362 @@
+"""Runs ticks: claims a task, executes states, commits one transaction per transition.
+
+Decisions come from `decide`, effects from `effects`, SQL from `store`; this
+module only sequences them and runs user code (agents, selectors, guards)
+under a lease that a heartbeat keeps alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Engine as Database
+
+from factory.board import Reply
+from factory.clock import Clock, SystemClock
+from factory.decide import (
+    Cancelled,
+    Errored,
+    GuardChecked,
+    Outcome,
+    Replied,
+    Selected,
+    Step,
+    Succeeded,
+    cap_reached,
+    decide,
+)
+from factory.dsl import Action, Factory, Feedback, Loop, Orchestrate, Terminal
+from factory.effects import Effect, plan_effects, state_effect
+from factory.results import AgentInput, BadResult, parse_result
+from factory.store import repo
+from factory.store.leases import Lease, LeaseHeld, LeaseLost, claim, holder, release, renew
+
+log = logging.getLogger("nfactory.engine")
+
+TickOutcome = Literal[
+    "finished",  # the run reached done/failed/blocked/cancelled
+    "paused",  # waiting in feedback for a human
+    "yielded",  # used its transition budget; the next tick resumes
+    "backoff",  # waiting out a retry delay longer than a tick may sleep
+    "idle",  # nothing to do (finished task, or not due yet)
+    "busy",  # another worker holds the lease
+    "lease_lost",  # taken over mid-tick; nothing more was written
+]
+
+
+@dataclass
+class TickReport:
+    task_id: str
+    outcome: TickOutcome
+    transitions: int = 0
+    status: str = ""
+    detail: str = ""
+    steps: list[Step] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    worker_id: str
+    lease_seconds: float = 30.0
+    max_transitions_per_tick: int = 25
+    max_inline_backoff_seconds: float = 10.0
+    transition_cap: int = 200
+
+
+class Engine:
+    def __init__(
+        self,
+        db: Database,
+        factories: Mapping[str, Factory],
+        config: EngineConfig,
+        clock: Clock | None = None,
+    ) -> None:
+        self.db = db
+        self.factories = factories
+        self.config = config
+        self.clock = clock or SystemClock()
+
+    async def tick(
+        self, task_id: str, *, strict: bool = False, replies: Sequence[Reply] = ()
+    ) -> TickReport:
+        """Drive one task as far as one tick may. `replies` resume a task waiting in feedback."""
+        lease = await asyncio.to_thread(
+            claim,
+            self.db,
+            task_id,
+            self.config.worker_id,
+            self.clock.now(),
+            self.config.lease_seconds,
+        )
+        if lease is None:
+            owner, until = await asyncio.to_thread(holder, self.db, task_id)
+            if strict:
+                raise LeaseHeld(task_id, owner, until)
+            return TickReport(task_id, "busy", detail=f"leased by {owner}")
+        tick = _Tick(self, lease, repo.new_id())
+        try:
+            return await tick.drive(list(replies))
+        except LeaseLost as lost:
+            log.warning("%s", lost)
+            return TickReport(task_id, "lease_lost", tick.count, detail=str(lost), steps=tick.steps)
+        finally:
+            await asyncio.to_thread(release, self.db, tick.lease)
+
+
+class _Tick:
+    """One tick of one task: the lease, the running count, and the steps taken."""
+
+    def __init__(self, engine: Engine, lease: Lease, tick_id: str) -> None:
+        self.engine = engine
+        self.db = engine.db
+        self.config = engine.config
+        self.clock = engine.clock
+        self.lease = lease
+        self.tick_id = tick_id
+        self.count = 0
+        self.steps: list[Step] = []
+
+    def _report(self, outcome: TickOutcome, status: str, detail: str = "") -> TickReport:
+        return TickReport(self.lease.task_id, outcome, self.count, status, detail, self.steps)
+
+    async def drive(self, replies: list[Reply]) -> TickReport:
+        task = await self._read(repo.get_task, self.lease.task_id)
+        factory = self.engine.factories.get(task.factory_id)
+        if task.status in ("done", "failed", "blocked", "cancelled"):
+            return self._report("idle", task.status, "task is finished")
+        if factory is None:
+            await self._block_unknown_factory(task)
+            return self._report("finished", "blocked", f"unknown factory {task.factory_id!r}")
+        now = self.clock.now()
+        if task.not_before is not None and task.not_before > now:
+            return self._report("backoff", task.status, f"retry due at {task.not_before:%H:%M:%S}")
+        if task.status == "queued":
+            run = await self._write(self._start_run, task, factory)
+        else:
+            if task.active_run_id is None:
+                return self._report("idle", task.status, "no active run")
+            run = await self._read(repo.get_run, task.active_run_id)
+        pending = replies if run.status == "feedback" else []
+
+        while self.count < self.config.max_transitions_per_tick:
+            started = self.clock.now()
+            consumed: list[str] = []
+            task = await self._read(repo.get_task, self.lease.task_id)
+            step = cap_reached(run.view(), self.config.transition_cap)
+            if step is None:
+                state = factory.states[run.state_id]
+                if task.cancel_requested:
+                    outcome: Outcome = Cancelled()
+                elif isinstance(state, Feedback):
+                    if not pending:
+                        return self._report("paused", "feedback", f"waiting in {run.state_id!r}")
+                    outcome = Replied(
+                        "\n\n".join(r.text for r in pending), tuple(r.meta() for r in pending)
+                    )
+                    consumed = [r.comment_id for r in pending]
+                    pending = []
+                else:
+                    outcome = await self._execute(factory, state, run, task)
+                step = decide(factory, run.view(), outcome)
+            run = await self._write(self._commit, run, step, started, consumed)
+            self.count += 1
+            self.steps.append(step)
+            if step.ends_run:
+                return self._report("finished", step.run_status)
+            if step.pauses:
+                return self._report("paused", "feedback", f"waiting in {step.to_state!r}")
+            if step.retry_delay_ms is not None:
+                delay = step.retry_delay_ms / 1000
+                if delay > self.config.max_inline_backoff_seconds:
+                    return self._report("backoff", "running", f"retry in {delay:.1f}s")
+                async with self._heartbeat():
+                    await self.clock.sleep(delay)
+        return self._report("yielded", run.status, "transition budget for this tick used")
+
+    # -- executing states (user code) ------------------------------------------------
+
+    async def _execute(
+        self, factory: Factory, state: Any, run: repo.RunRow, task: repo.TaskRow
+    ) -> Outcome:
+        sid = run.state_id
+        match state:
+            case Action(agent=agent, timeout=timeout):
+                return await self._agent(agent, timeout, run, task)
+            case Orchestrate(select=select, agent=agent, timeout=timeout):
+                if agent is not None:
+                    return await self._agent(agent, timeout, run, task)
+                try:
+                    event = await self._call(select, dict(run.ctx), timeout, sid, "select")
+                except _UserCodeFailed as failed:
+                    return Errored(str(failed))
+                if not isinstance(event, str) or not event:
+                    return Errored(
+                        f"state {sid!r}: select must return an event name, got {event!r}"
+                    )
+                return Selected(event)
+            case Loop(until=until):
+                if until is None:
+                    return GuardChecked(False)
+                guard = factory.guard(until)
+                try:
+                    satisfied = await self._call(guard, dict(run.ctx), None, sid, "guard")
+                except _UserCodeFailed as failed:
+                    return Errored(str(failed))
+                return GuardChecked(bool(satisfied))
+            case Terminal():
+                return Errored(f"state {sid!r} is terminal but the run is still active")
+        raise AssertionError(f"cannot execute {type(state).__name__}")
+
+    async def _agent(
+        self,
+        agent: Callable[..., Any],
+        time_limit: float | None,
+        run: repo.RunRow,
+        task: repo.TaskRow,
+    ) -> Outcome:
+        agent_input = AgentInput(
+            task_id=task.id,
+            title=task.title,
+            prompt=task.prompt,
+            context=task.context,
+            ctx=dict(run.ctx),
+            state_id=run.state_id,
+            run_id=run.id,
+            tick_id=self.tick_id,
+            attempt=run.attempt + 1,
+        )
+        try:
+            raw = await self._call(agent, agent_input, time_limit, run.state_id, "agent")
+            return Succeeded(parse_result(raw, run.state_id))
+        except (_UserCodeFailed, BadResult) as failed:
+            return Errored(str(failed))
+
+    async def _call(
+        self,
+        fn: Callable[..., Any],
+        arg: Any,
+        time_limit: float | None,
+        state_id: str,
+        what: str,
+    ) -> Any:
+        async with self._heartbeat():
+            try:
+                if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+                    getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
+                ):
+                    pending = fn(arg)
+                else:
+                    # sync user code runs in a thread so heartbeats and timeouts keep working
+                    pending = asyncio.to_thread(fn, arg)
+                result = await asyncio.wait_for(pending, time_limit)
+                if inspect.isawaitable(result):
+                    result = await asyncio.wait_for(result, time_limit)
+                return result
+            except TimeoutError:
+                raise _UserCodeFailed(
+                    f"state {state_id!r}: {what} timed out after {time_limit:g} s"
+                ) from None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("user code raised in %s", state_id, exc_info=True)
+                raise _UserCodeFailed(
+                    f"state {state_id!r}: {what} raised {type(exc).__name__}: {exc}"
+                ) from exc
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self) -> AsyncIterator[None]:
+        """Renew the lease while user code runs; a lost lease surfaces when it returns."""
+        lost: list[LeaseLost] = []
+
+        async def beat() -> None:
+            interval = self.config.lease_seconds / 3
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    self.lease = await asyncio.to_thread(
+                        renew, self.db, self.lease, self.clock.now(), self.config.lease_seconds
+                    )
+                except LeaseLost as exc:
+                    lost.append(exc)
+                    return
+                except Exception:  # a database hiccup: keep beating, the next one may pass
+                    log.warning("lease heartbeat failed for %s", self.lease.task_id, exc_info=True)
+
+        beater = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            beater.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beater
+        if lost:
+            raise lost[0]
+
+    # -- persistence ------------------------------------------------------------------
+
+    async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        def work() -> Any:
+            with self.db.connect() as conn:
+                return fn(conn, *args)
+
+        return await asyncio.to_thread(work)
+
+    async def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
+        def work() -> Any:
+            with self.db.begin() as conn:
+                return fn(conn, *args)
+
+        return await asyncio.to_thread(work)
+
+    def _start_run(self, conn: Any, task: repo.TaskRow, factory: Factory) -> repo.RunRow:
+        now = self.clock.now()
+        run = repo.start_run(
+            conn, self.lease, task, factory.start, factory.context, now, self.config.lease_seconds
+        )
+        line = (
+            f"`{now:%Y-%m-%d %H:%M:%S}` run started: factory **{factory.id}**, "
+            f"state **{factory.start}**"
+        )
+        effects = [state_effect("running", factory.start), Effect("log", {"line": line})]
+        repo.add_effects(conn, task, run.id, 0, effects, now)
+        return run
+
+    def _commit(
+        self, conn: Any, run: repo.RunRow, step: Step, started: datetime, consumed: list[str]
+    ) -> repo.RunRow:
+        now = self.clock.now()
+        effects = plan_effects(step, now, run.transitions + 1)
+        return repo.commit_step(
+            conn,
+            self.lease,
+            run,
+            step,
+            effects,
+            started_at=started,
+            now=now,
+            ttl=self.config.lease_seconds,
+            not_before=repo.backoff_until(now, step.retry_delay_ms),
+            consumed=consumed,
+        )
+
+    async def _block_unknown_factory(self, task: repo.TaskRow) -> None:
+        known = ", ".join(sorted(self.engine.factories)) or "none loaded"
+        error = f"unknown factory {task.factory_id!r}; known factories: {known}"
+
+        def work(conn: Any) -> None:
+            now = self.clock.now()
+            repo.block_task(conn, self.lease, task, error, now, self.config.lease_seconds)
+
+        await self._write(work)
+
+
+class _UserCodeFailed(Exception):
+    """User code raised or timed out; the message names the state."""

@@ -1,0 +1,118 @@
+"""Finds factories in the configured workflow paths.
+
+A module that fails to import is reported with its path and exception, and
+the other modules still load: one broken factory must not stop a board.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from factory.dsl import Factory
+from factory.validate import FactoryError, check_factory
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.path}: {self.message}"
+
+
+@dataclass
+class Catalog:
+    factories: dict[str, Factory] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+
+def module_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(
+                p for p in sorted(path.rglob("*.py")) if not p.name.startswith(("_", "test_"))
+            )
+        elif path.is_file() and path.suffix == ".py":
+            files.append(path)
+        else:
+            problems.append(Problem(str(path), "workflow path does not exist or is not a .py file"))
+    return files, problems
+
+
+def load_factories(paths: Iterable[str | Path]) -> Catalog:
+    files, problems = module_files(paths)
+    catalog = Catalog(problems=problems)
+    for file in files:
+        _load_file(file, catalog)
+    return catalog
+
+
+def _load_file(file: Path, catalog: Catalog) -> None:
+    resolved = file.resolve()
+    # a stable, unique module name per file, so two `triage.py` in different folders coexist
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:10]
+    name = f"nfactory_workflow_{resolved.stem}_{digest}"
+    try:
+        spec = importlib.util.spec_from_file_location(name, resolved)
+        if spec is None or spec.loader is None:
+            raise ImportError("not a loadable Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    except FactoryError as exc:
+        sys.modules.pop(name, None)
+        catalog.problems.append(Problem(str(file), str(exc)))
+        return
+    except BaseException as exc:  # SystemExit in a user module must not kill the worker
+        sys.modules.pop(name, None)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        last = traceback.extract_tb(exc.__traceback__)[-1:] or None
+        where = f" (line {last[0].lineno})" if last and last[0].filename == str(resolved) else ""
+        catalog.problems.append(
+            Problem(str(file), f"import failed{where}: {type(exc).__name__}: {exc}")
+        )
+        return
+    for value in vars(module).values():
+        if isinstance(value, Factory):
+            _register(value, file, catalog)
+
+
+def _register(factory: Factory, file: Path, catalog: Catalog) -> None:
+    existing = catalog.factories.get(factory.id)
+    if existing is factory:
+        return
+    if existing is not None:
+        catalog.problems.append(
+            Problem(
+                str(file),
+                f"duplicate factory id {factory.id!r}: already defined in {existing.source}; "
+                "this one is ignored",
+            )
+        )
+        return
+    try:
+        warnings = check_factory(factory)
+    except FactoryError as exc:  # built without define_factory, e.g. Factory(...) directly
+        catalog.problems.append(Problem(str(file), str(exc)))
+        return
+    catalog.factories[factory.id] = factory
+    catalog.problems.extend(
+        Problem(str(file), f"factory {factory.id!r}: {w}", "warning") for w in warnings
+    )

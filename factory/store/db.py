@@ -1,0 +1,84 @@
+"""Database engines for SQLite and PostgreSQL, and migrations applied on start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# A fixed key so that workers starting together on PostgreSQL migrate one at a time.
+MIGRATION_LOCK_KEY = 0x6E66_6163
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be opened or migrated; the message says which and why."""
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files (and their folder) are created on first use."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
+        raise DatabaseError(f"NFACTORY_DATABASE_URL {url!r} is not a database URL: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed.database)
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            url = str(parsed.set(drivername="postgresql+psycopg"))
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    raise DatabaseError(
+        f"NFACTORY_DATABASE_URL uses {parsed.get_backend_name()!r}; "
+        "notion-factory supports sqlite:/// and postgresql:// URLs"
+    )
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        # pysqlite's own transaction handling is disabled so that BEGIN IMMEDIATE
+        # below takes the write lock up front: a deferred transaction that later
+        # upgrades to a writer can fail with SQLITE_BUSY regardless of busy_timeout.
+        connect_args={"check_same_thread": False, "isolation_level": None, "timeout": 30},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (idempotent, safe with concurrent workers)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    except Exception as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        raise DatabaseError(f"cannot migrate database {where}: {exc}") from exc
+
+
+def open_database(url: str) -> Engine:
+    engine = make_engine(url)
+    migrate(engine)
+    return engine

@@ -1,0 +1,446 @@
+"""Repository functions: tasks, runs, transitions. SQL lives here and nowhere else."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+
+from factory.decide import RunView, Step
+from factory.effects import Effect
+from factory.store.leases import Lease, guard
+from factory.store.tables import boards, consumed_comments, outbox, runs, tasks, transitions
+
+LOCAL_BOARD = "local"
+
+
+class NotFound(LookupError):
+    """No such task or run."""
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: str
+    board_id: str
+    external_id: str | None
+    factory_id: str
+    title: str
+    prompt: str
+    context: str
+    status: str
+    step: str | None
+    last_error: str | None
+    active_run_id: str | None
+    cancel_requested: bool
+    not_before: datetime | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    lease_epoch: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: str
+    task_id: str
+    factory_id: str
+    status: str
+    active: bool
+    state_id: str
+    previous_state_id: str | None
+    ctx: dict[str, Any]
+    attempt: int
+    iterations: dict[str, int]
+    transitions: int
+    last_error: str | None
+    started_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+    def view(self) -> RunView:
+        return RunView(
+            state_id=self.state_id,
+            previous_state_id=self.previous_state_id,
+            ctx=self.ctx,
+            attempt=self.attempt,
+            iterations=self.iterations,
+            transitions=self.transitions,
+        )
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def ensure_board(
+    conn: Connection,
+    board_id: str,
+    kind: str,
+    now: datetime,
+    title: str = "",
+    external_id: str | None = None,
+) -> None:
+    exists = conn.execute(select(boards.c.id).where(boards.c.id == board_id)).first()
+    if exists is None:
+        conn.execute(
+            insert(boards).values(
+                id=board_id,
+                kind=kind,
+                title=title,
+                external_id=external_id,
+                created_at=now,
+                watermark_seen=[],
+            )
+        )
+
+
+def create_task(
+    conn: Connection,
+    *,
+    factory_id: str,
+    title: str,
+    now: datetime,
+    prompt: str = "",
+    context: str = "",
+    board_id: str = LOCAL_BOARD,
+    external_id: str | None = None,
+) -> str:
+    if board_id == LOCAL_BOARD:
+        ensure_board(conn, LOCAL_BOARD, "local", now, title="Local board")
+    task_id = new_id()
+    conn.execute(
+        insert(tasks).values(
+            id=task_id,
+            board_id=board_id,
+            external_id=external_id,
+            factory_id=factory_id,
+            title=title,
+            prompt=prompt,
+            context=context,
+            status="queued",
+            cancel_requested=False,
+            lease_epoch=0,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return task_id
+
+
+def get_task(conn: Connection, task_id: str) -> TaskRow:
+    row = conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().one_or_none()
+    if row is None:
+        raise NotFound(f"no task with id {task_id!r}")
+    return TaskRow(**row)
+
+
+def find_task(conn: Connection, ref: str) -> TaskRow:
+    """A task by its id, its id prefix (as `status` shows), or its board card id."""
+    row = (
+        conn.execute(select(tasks).where(or_(tasks.c.id == ref, tasks.c.external_id == ref)))
+        .mappings()
+        .first()
+    )
+    if row is None and len(ref) >= 4:
+        matches = conn.execute(select(tasks).where(tasks.c.id.startswith(ref))).mappings().all()
+        if len(matches) > 1:
+            raise NotFound(f"task id prefix {ref!r} is ambiguous ({len(matches)} tasks)")
+        row = matches[0] if matches else None
+    if row is None:
+        raise NotFound(f"no task with id {ref!r}")
+    return TaskRow(**row)
+
+
+def get_run(conn: Connection, run_id: str) -> RunRow:
+    row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().one_or_none()
+    if row is None:
+        raise NotFound(f"no run with id {run_id!r}")
+    return RunRow(**row)
+
+
+def latest_run(conn: Connection, task_id: str) -> RunRow | None:
+    row = (
+        conn.execute(
+            select(runs)
+            .where(runs.c.task_id == task_id)
+            .order_by(runs.c.started_at.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else RunRow(**row)
+
+
+def start_run(
+    conn: Connection,
+    lease: Lease,
+    task: TaskRow,
+    start_state: str,
+    ctx: Mapping[str, Any],
+    now: datetime,
+    ttl: float,
+) -> RunRow:
+    """Open a run for a queued task; the partial unique index refuses a second active one."""
+    guard(conn, lease, now, ttl)
+    run_id = new_id()
+    conn.execute(
+        insert(runs).values(
+            id=run_id,
+            task_id=task.id,
+            factory_id=task.factory_id,
+            status="running",
+            active=True,
+            state_id=start_state,
+            ctx=dict(ctx),
+            attempt=0,
+            iterations={},
+            transitions=0,
+            started_at=now,
+            updated_at=now,
+        )
+    )
+    conn.execute(
+        update(tasks)
+        .where(tasks.c.id == task.id)
+        .values(
+            status="running",
+            step=start_state,
+            active_run_id=run_id,
+            last_error=None,
+            not_before=None,
+            updated_at=now,
+        )
+    )
+    return get_run(conn, run_id)
+
+
+def commit_step(
+    conn: Connection,
+    lease: Lease,
+    run: RunRow,
+    step: Step,
+    effects: Sequence[Effect],
+    *,
+    started_at: datetime,
+    now: datetime,
+    ttl: float,
+    not_before: datetime | None = None,
+    consumed: Sequence[str] = (),
+) -> RunRow:
+    """Persist one transition: run, task, transition row, outbox rows and consumed comments.
+
+    The caller owns the transaction; the lease guard runs first so a fenced-off
+    worker writes nothing at all.
+    """
+    guard(conn, lease, now, ttl)
+    seq = run.transitions + 1
+    ends = step.ends_run
+    previous = run.previous_state_id if step.to_state == step.from_state else step.from_state
+    updated = conn.execute(
+        update(runs)
+        .where(runs.c.id == run.id, runs.c.transitions == run.transitions, runs.c.active)
+        .values(
+            status=step.run_status,
+            active=not ends,
+            state_id=step.to_state,
+            previous_state_id=previous,
+            ctx=dict(step.ctx),
+            attempt=step.next_attempt,
+            iterations=dict(step.iterations),
+            transitions=seq,
+            last_error=step.error if step.error else run.last_error,
+            updated_at=now,
+            finished_at=now if ends else None,
+        )
+    )
+    if updated.rowcount != 1:
+        # The fencing guard makes this unreachable unless the run was changed outside a lease.
+        raise RuntimeError(f"run {run.id} changed under transition {seq}; refusing to write")
+    task_values: dict[str, Any] = {
+        "status": step.run_status,
+        "step": step.to_state,
+        "not_before": not_before,
+        "updated_at": now,
+    }
+    if step.error or ends:
+        task_values["last_error"] = step.error
+    if ends:
+        task_values["active_run_id"] = None
+    conn.execute(update(tasks).where(tasks.c.id == run.task_id).values(**task_values))
+    conn.execute(
+        insert(transitions).values(
+            run_id=run.id,
+            task_id=run.task_id,
+            seq=seq,
+            from_state=step.from_state,
+            to_state=step.to_state,
+            event=step.event,
+            reason=step.reason,
+            attempt=step.attempt,
+            loop_iteration=step.loop_iteration,
+            message=step.message,
+            error=step.error,
+            worker_id=lease.owner,
+            epoch=lease.epoch,
+            started_at=started_at,
+            committed_at=now,
+        )
+    )
+    add_effects(conn, get_task(conn, run.task_id), run.id, seq, effects, now)
+    if consumed:
+        conn.execute(
+            insert(consumed_comments),
+            [
+                {"task_id": run.task_id, "comment_id": c, "run_id": run.id, "consumed_at": now}
+                for c in consumed
+            ],
+        )
+    return get_run(conn, run.id)
+
+
+def add_effects(
+    conn: Connection, task: TaskRow, key: str, seq: int, effects: Sequence[Effect], now: datetime
+) -> None:
+    """Queue effects in the outbox; `key`+`seq`+index makes each effect's idempotency key."""
+    if not effects:
+        return
+    conn.execute(
+        insert(outbox),
+        [
+            {
+                "task_id": task.id,
+                "board_id": task.board_id,
+                "kind": effect.kind,
+                "payload": effect.payload,
+                "effect_key": f"{key}:{seq}:{i}:{effect.kind}",
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+            }
+            for i, effect in enumerate(effects)
+        ],
+    )
+
+
+def block_task(
+    conn: Connection, lease: Lease, task: TaskRow, error: str, now: datetime, ttl: float
+) -> None:
+    """Block a task that cannot start (unknown factory), telling the person why."""
+    guard(conn, lease, now, ttl)
+    conn.execute(
+        update(tasks)
+        .where(tasks.c.id == task.id)
+        .values(status="blocked", last_error=error, updated_at=now)
+    )
+    effects = [
+        Effect("state", {"column": "Blocked", "step": "", "error": error}),
+        Effect("comment", {"text": f"Blocked: {error}"}),
+    ]
+    add_effects(conn, task, f"task-{task.id}-blocked", lease.epoch, effects, now)
+
+
+def request_cancel(conn: Connection, task_id: str, now: datetime) -> None:
+    conn.execute(
+        update(tasks).where(tasks.c.id == task_id).values(cancel_requested=True, updated_at=now)
+    )
+
+
+def requeue(conn: Connection, task_id: str, now: datetime) -> bool:
+    """A finished card put back in the queue starts afresh; an active run is left alone."""
+    result = conn.execute(
+        update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.active_run_id.is_(None))
+        .values(
+            status="queued",
+            cancel_requested=False,
+            last_error=None,
+            not_before=None,
+            updated_at=now,
+        )
+    )
+    return result.rowcount == 1
+
+
+def runnable_task_ids(conn: Connection, now: datetime, limit: int = 100) -> list[str]:
+    """Queued or running tasks whose backoff is over and whose lease is free or expired."""
+    rows = conn.execute(
+        select(tasks.c.id)
+        .where(
+            tasks.c.status.in_(("queued", "running")),
+            or_(tasks.c.not_before.is_(None), tasks.c.not_before <= now),
+            or_(tasks.c.lease_owner.is_(None), tasks.c.lease_expires_at < now),
+        )
+        .order_by(tasks.c.updated_at, tasks.c.id)
+        .limit(limit)
+    )
+    return [r.id for r in rows]
+
+
+def feedback_task_ids(conn: Connection, board_id: str | None = None) -> list[str]:
+    query = select(tasks.c.id).where(tasks.c.status == "feedback")
+    if board_id is not None:
+        query = query.where(tasks.c.board_id == board_id)
+    return [r.id for r in conn.execute(query.order_by(tasks.c.updated_at))]
+
+
+def consumed_comment_ids(conn: Connection, task_id: str) -> set[str]:
+    rows = conn.execute(
+        select(consumed_comments.c.comment_id).where(consumed_comments.c.task_id == task_id)
+    )
+    return {r.comment_id for r in rows}
+
+
+def list_tasks(conn: Connection) -> list[dict[str, Any]]:
+    """Tasks with their latest run's attempt counter and board column, newest first."""
+    latest = (
+        select(runs.c.task_id, func.max(runs.c.started_at).label("started_at"))
+        .group_by(runs.c.task_id)
+        .subquery()
+    )
+    last_run = runs.alias("last_run")
+    column = (
+        select(outbox.c.payload)
+        .where(
+            outbox.c.task_id == tasks.c.id,
+            outbox.c.kind == "state",
+            outbox.c.status == "delivered",
+        )
+        .order_by(outbox.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        select(
+            tasks,
+            last_run.c.attempt.label("run_attempt"),
+            last_run.c.transitions.label("run_transitions"),
+            column.label("board_state"),
+        )
+        .select_from(
+            tasks.outerjoin(latest, latest.c.task_id == tasks.c.id).outerjoin(
+                last_run,
+                and_(
+                    last_run.c.task_id == tasks.c.id, last_run.c.started_at == latest.c.started_at
+                ),
+            )
+        )
+        .order_by(tasks.c.created_at.desc())
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def history(conn: Connection, task_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(transitions).where(transitions.c.task_id == task_id).order_by(transitions.c.id)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def backoff_until(now: datetime, delay_ms: int | None) -> datetime | None:
+    return None if delay_ms is None else now + timedelta(milliseconds=delay_ms)
