@@ -57,7 +57,7 @@ class Action:
 
 @dataclass(frozen=True)
 class Orchestrate:
-    """Routes on an event: `select(ctx)` returns it, or an agent's `data["event"]`/status."""
+    """Routes on an event: `select(input)` returns it, or an agent's `data["event"]`/status."""
 
     on: Mapping[str, str]
     select: Callable[..., Any] | None = None

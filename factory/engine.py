@@ -193,7 +193,7 @@ class _Tick:
                 if agent is not None:
                     return await self._agent(agent, timeout, run, task)
                 try:
-                    event = await self._call(select, dict(run.ctx), timeout, sid, "select")
+                    event = await self._call(select, self._input(run, task), timeout, sid, "select")
                 except _UserCodeFailed as failed:
                     return Errored(str(failed))
                 if not isinstance(event, str) or not event:
@@ -221,7 +221,14 @@ class _Tick:
         run: repo.RunRow,
         task: repo.TaskRow,
     ) -> Outcome:
-        agent_input = AgentInput(
+        try:
+            raw = await self._call(agent, self._input(run, task), time_limit, run.state_id, "agent")
+            return Succeeded(parse_result(raw, run.state_id))
+        except (_UserCodeFailed, BadResult) as failed:
+            return Errored(str(failed))
+
+    def _input(self, run: repo.RunRow, task: repo.TaskRow) -> AgentInput:
+        return AgentInput(
             task_id=task.id,
             title=task.title,
             prompt=task.prompt,
@@ -232,11 +239,6 @@ class _Tick:
             tick_id=self.tick_id,
             attempt=run.attempt + 1,
         )
-        try:
-            raw = await self._call(agent, agent_input, time_limit, run.state_id, "agent")
-            return Succeeded(parse_result(raw, run.state_id))
-        except (_UserCodeFailed, BadResult) as failed:
-            return Errored(str(failed))
 
     async def _call(
         self,

@@ -1,0 +1,76 @@
+"""One cycle of work in the foreground: resume answered cards, run due cards, deliver.
+
+`nfactory tick` runs one cycle; `nfactory run --task` drives one card until
+it pauses or finishes; the scheduler (nfactory start) runs the same steps as
+separate jobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from factory.board import Board
+from factory.engine import Engine, TickReport
+from factory.outbox import DrainReport, drain
+from factory.store import repo
+
+
+@dataclass
+class CycleReport:
+    ticks: list[TickReport] = field(default_factory=list)
+    delivery: DrainReport = field(default_factory=DrainReport)
+
+    @property
+    def transitions(self) -> int:
+        return sum(t.transitions for t in self.ticks)
+
+
+async def resume_answered(engine: Engine, board: Board) -> list[TickReport]:
+    """Tick every card in feedback that a person has answered."""
+    with engine.db.connect() as conn:
+        waiting = repo.feedback_task_ids(conn, board.id)
+    reports = []
+    for task_id in waiting:
+        replies = await board.replies(task_id)
+        if replies:
+            reports.append(await engine.tick(task_id, replies=replies))
+    return reports
+
+
+async def run_due(engine: Engine, limit: int = 100) -> list[TickReport]:
+    with engine.db.connect() as conn:
+        due = repo.runnable_task_ids(conn, engine.clock.now(), limit)
+    return [await engine.tick(task_id) for task_id in due]
+
+
+async def run_cycle(engine: Engine, board: Board) -> CycleReport:
+    ticks = await resume_answered(engine, board)
+    ticks += await run_due(engine)
+    delivery = await drain(engine.db, board, engine.clock.now())
+    return CycleReport(ticks, delivery)
+
+
+async def run_task(engine: Engine, board: Board, task_id: str) -> CycleReport:
+    """Drive one card now until it pauses for a human, finishes, or waits on a long backoff.
+
+    Strict: if another worker holds the card, this raises LeaseHeld instead of waiting.
+    """
+    report = CycleReport()
+    replies = await board.replies(task_id)
+    while True:
+        tick = await engine.tick(task_id, strict=True, replies=replies)
+        replies = []
+        report.ticks.append(tick)
+        if tick.outcome == "yielded":
+            continue
+        if tick.outcome == "backoff":
+            # a retry delay too long for one tick: wait it out, since the user asked for now
+            with engine.db.connect() as conn:
+                task = repo.get_task(conn, task_id)
+            if task.not_before is not None:
+                wait = (task.not_before - engine.clock.now()).total_seconds()
+                await engine.clock.sleep(max(wait, 0.0))
+            continue
+        break
+    report.delivery = await drain(engine.db, board, engine.clock.now())
+    return report

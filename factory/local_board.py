@@ -1,0 +1,110 @@
+"""The local board: cards and comments kept in the database, for use without Notion.
+
+Effects are "delivered" by recording them (the outbox row becomes the card's
+log); bot comments go into the local comment thread, so the feedback watcher
+sees and ignores them exactly as it must on Notion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Engine, insert, select
+
+from factory.board import Delivery, PendingEffect, Reply
+from factory.clock import Clock
+from factory.store.repo import LOCAL_BOARD, consumed_comment_ids, get_task
+from factory.store.tables import local_comments, outbox
+
+BOT = "nfactory"
+
+
+class LocalBoard:
+    id = LOCAL_BOARD
+
+    def __init__(self, db: Engine, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
+        return await asyncio.to_thread(self._deliver, effects)
+
+    def _deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
+        results = []
+        with self.db.begin() as conn:
+            for effect in effects:
+                ref = None
+                if effect.kind == "comment":
+                    # Same transaction as nothing else: the effect key is checked first, so
+                    # a crash after this insert and before `record` cannot post twice.
+                    ref = self._existing(conn, effect) or str(
+                        conn.execute(
+                            insert(local_comments)
+                            .values(
+                                task_id=effect.task_id,
+                                author=f"{BOT}:{effect.effect_key}",
+                                is_bot=True,
+                                text=effect.payload["text"],
+                                created_at=self.clock.now(),
+                            )
+                            .returning(local_comments.c.id)
+                        ).scalar_one()
+                    )
+                results.append(Delivery(effect.id, ok=True, ref=ref))
+        return results
+
+    @staticmethod
+    def _existing(conn, effect: PendingEffect) -> str | None:  # type: ignore[no-untyped-def]
+        found = conn.execute(
+            select(local_comments.c.id).where(
+                local_comments.c.author == f"{BOT}:{effect.effect_key}"
+            )
+        ).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    async def replies(self, task_id: str) -> list[Reply]:
+        return await asyncio.to_thread(self._replies, task_id)
+
+    def _replies(self, task_id: str) -> list[Reply]:
+        with self.db.connect() as conn:
+            consumed = consumed_comment_ids(conn, task_id)
+            rows = conn.execute(
+                select(local_comments)
+                .where(local_comments.c.task_id == task_id, ~local_comments.c.is_bot)
+                .order_by(local_comments.c.id)
+            ).mappings()
+            return [
+                Reply(str(r["id"]), r["text"], r["author"], r["created_at"])
+                for r in rows
+                if str(r["id"]) not in consumed
+            ]
+
+
+def add_reply(db: Engine, task_id: str, text: str, author: str, now: datetime) -> int:
+    """A person answers a card waiting in feedback (`nfactory task reply`)."""
+    if not text.strip():
+        raise ValueError("the reply is empty")
+    with db.begin() as conn:
+        task = get_task(conn, task_id)
+        if task.status != "feedback":
+            raise ValueError(
+                f"task {task_id} is {task.status}, not waiting for feedback; nothing to reply to"
+            )
+        return conn.execute(
+            insert(local_comments)
+            .values(task_id=task_id, author=author, is_bot=False, text=text, created_at=now)
+            .returning(local_comments.c.id)
+        ).scalar_one()
+
+
+def card_log(db: Engine, task_id: str) -> list[tuple[str, dict[str, object]]]:
+    """What the local card shows: delivered log, page and comment effects, in order."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            select(outbox.c.kind, outbox.c.payload)
+            .where(outbox.c.task_id == task_id, outbox.c.status == "delivered")
+            .order_by(outbox.c.id)
+        )
+        return [(r.kind, r.payload) for r in rows]

@@ -1,0 +1,128 @@
+"""Draining the outbox: per card, in order, never losing an effect.
+
+Pure planning (`coalesce`) decides what to send; `drain` does the SQL and
+hands each card's batch to the board. Boards make each delivery idempotent
+by effect key, so a crash between the board's answer and `record` cannot
+duplicate anything (see each board's `deliver`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, func, select, update
+
+from factory.board import Board, Delivery, PendingEffect
+from factory.store.tables import outbox, tasks
+
+log = logging.getLogger("nfactory.outbox")
+
+
+def coalesce(effects: Sequence[PendingEffect]) -> tuple[list[PendingEffect], list[PendingEffect]]:
+    """Split one card's pending effects into (to send, superseded).
+
+    Only the newest `state` effect matters: the card shows one column, one
+    step and one error, so older property updates would be wasted requests.
+    Everything else is sent, in order.
+    """
+    last_state = max((e.id for e in effects if e.kind == "state"), default=None)
+    send = [e for e in effects if e.kind != "state" or e.id == last_state]
+    superseded = [e for e in effects if e.kind == "state" and e.id != last_state]
+    return send, superseded
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    delivered: int = 0
+    superseded: int = 0
+    failed: int = 0
+    parked: int = 0
+
+
+def pending(db: Engine, board_id: str, limit: int = 500) -> dict[str, list[PendingEffect]]:
+    """Pending effects grouped by card, oldest first."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            select(outbox, tasks.c.external_id)
+            .join(tasks, tasks.c.id == outbox.c.task_id)
+            .where(outbox.c.board_id == board_id, outbox.c.status == "pending")
+            .order_by(outbox.c.id)
+            .limit(limit)
+        ).mappings()
+        grouped: dict[str, list[PendingEffect]] = {}
+        for r in rows:
+            grouped.setdefault(r["task_id"], []).append(
+                PendingEffect(
+                    r["id"],
+                    r["task_id"],
+                    r["kind"],
+                    r["payload"],
+                    r["effect_key"],
+                    r["external_id"],
+                )
+            )
+    return grouped
+
+
+def backlog(db: Engine) -> int:
+    with db.connect() as conn:
+        return conn.execute(
+            select(func.count()).select_from(outbox).where(outbox.c.status == "pending")
+        ).scalar_one()
+
+
+def record(
+    db: Engine, deliveries: Sequence[Delivery], superseded: Sequence[int], now: datetime
+) -> None:
+    with db.begin() as conn:
+        if superseded:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(superseded), outbox.c.status == "pending")
+                .values(status="superseded", delivered_at=now)
+            )
+        for d in deliveries:
+            values: dict[str, object] = {"attempts": outbox.c.attempts + 1}
+            if d.ok:
+                values |= {"status": "delivered", "delivered_at": now, "external_ref": d.ref}
+            else:
+                values |= {"last_error": d.error}
+                if d.permanent:
+                    values["status"] = "parked"
+            conn.execute(update(outbox).where(outbox.c.id == d.effect_id).values(**values))
+
+
+def park_task(db: Engine, task_id: str, error: str) -> int:
+    """Park every pending effect of a card the board cannot reach (deleted, not shared)."""
+    with db.begin() as conn:
+        result = conn.execute(
+            update(outbox)
+            .where(outbox.c.task_id == task_id, outbox.c.status == "pending")
+            .values(status="parked", last_error=error)
+        )
+    return result.rowcount
+
+
+async def drain(db: Engine, board: Board, now: datetime, limit: int = 500) -> DrainReport:
+    """Deliver pending effects card by card; one failing card does not stall the others."""
+    grouped = await asyncio.to_thread(pending, db, board.id, limit)
+    delivered = superseded_n = failed = parked = 0
+    for task_id, effects in grouped.items():
+        send, superseded = coalesce(effects)
+        try:
+            results = await board.deliver(send)
+        except Exception as exc:  # a board bug must not stop the other cards
+            log.exception("delivery to card %s failed", task_id)
+            results = [Delivery(send[0].id, ok=False, error=f"{type(exc).__name__}: {exc}")]
+        await asyncio.to_thread(record, db, results, [e.id for e in superseded], now)
+        superseded_n += len(superseded)
+        delivered += sum(1 for d in results if d.ok)
+        failed += sum(1 for d in results if not d.ok)
+        permanent = next((d for d in results if not d.ok and d.permanent), None)
+        if permanent is not None:
+            parked += await asyncio.to_thread(park_task, db, task_id, permanent.error or "")
+    return DrainReport(delivered, superseded_n, failed, parked)

@@ -1,0 +1,41 @@
+"""Wiring: settings -> database -> factories -> engine -> board."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine as Database
+
+from factory.board import Board
+from factory.clock import Clock, SystemClock
+from factory.engine import Engine, EngineConfig
+from factory.loader import Catalog, load_factories
+from factory.local_board import LocalBoard
+from factory.settings import Settings
+from factory.store.db import open_database
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    catalog: Catalog
+    engine: Engine
+    board: Board
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(
+        worker_id=settings.worker_id,
+        lease_seconds=settings.lease_seconds,
+        max_transitions_per_tick=settings.max_transitions_per_tick,
+        max_inline_backoff_seconds=settings.max_inline_backoff_seconds,
+    )
+
+
+def open_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
+    clock = clock or SystemClock()
+    db = open_database(settings.database_url)
+    catalog = load_factories(settings.workflows)
+    engine = Engine(db, catalog.factories, engine_config(settings), clock)
+    return Runtime(settings, db, catalog, engine, LocalBoard(db, clock))
