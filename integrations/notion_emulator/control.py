@@ -108,7 +108,7 @@ async def add_user(request: Request) -> JSONResponse:
         if not isinstance(name, str):
             raise errors.body_invalid("body.name", "should be a string", name)
         ws = _ws(request)
-        person = ws.add_person(name, body.get("email"))
+        person = ws.add_person(name, body.get("email"), body.get("avatar_url"))
         return JSONResponse(render.user(ws, person))
     except errors.NotionError as exc:
         return _error(exc)

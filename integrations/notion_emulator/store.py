@@ -216,9 +216,14 @@ class Workspace:
 
     # -- users ----------------------------------------------------------------
 
-    def add_person(self, name: str, email: str | None = None) -> User:
+    def add_person(
+        self, name: str, email: str | None = None, avatar_url: str | None = None
+    ) -> User:
         with self.lock:
-            person = User(id=new_id(), name=name, type="person", email=email)
+            person_id = new_id()
+            # People in a real workspace nearly always have a picture; bots do not.
+            avatar = avatar_url or f"https://emulator.invalid/avatars/{person_id}.png"
+            person = User(id=person_id, name=name, type="person", email=email, avatar_url=avatar)
             self.users[person.id] = person
             return person
 
