@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
+import notion_client
 import pytest
 import uvicorn
 from starlette.applications import Starlette
@@ -20,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from integrations.notion_emulator.server import EmulatorServer
 from integrations.notion_emulator.webhooks import (
     MAX_ATTEMPTS,
     SIGNATURE_HEADER,
@@ -398,3 +400,55 @@ async def test_real_receiver_gets_the_verification_token_unsigned(
     # must special-case it.
     assert await send_verification(receiver.url, token) == 401
     assert receiver.received == [(False, {"verification_token": token})]
+
+
+# --- end to end: the emulator fires webhooks as Notion does ---------------------------
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def test_emulator_sends_signed_webhooks_for_person_comments_and_bot_pages(
+    serve: Callable[[Receiver], Receiver],
+) -> None:
+    receiver = serve(Receiver(secret=SECRET))
+    with EmulatorServer("secret_webhook_e2e") as emu:
+        base = emu.base_url
+        config = httpx.put(
+            f"{base}/_emulator/config", json={"webhook_url": receiver.url, "webhook_secret": SECRET}
+        )
+        config.raise_for_status()
+        root = httpx.get(f"{base}/_emulator/root").json()
+        made = httpx.post(
+            f"{base}/_emulator/comments", json={"page_id": root["page_id"], "text": "Ship it"}
+        )
+        made.raise_for_status()
+        wait_for(lambda: len(receiver.received) == 1)
+
+        ok, body = receiver.received[0]
+        assert ok, "signature must verify with the configured secret"
+        assert body["type"] == "comment.created"
+        assert body["entity"] == {"id": made.json()["id"], "type": "comment"}
+        assert body["authors"] == [{"id": root["person_id"], "type": "person"}]
+        data = body["data"]
+        assert isinstance(data, dict) and data["page_id"] == root["page_id"]
+        assert body["attempt_number"] == 1
+        assert body["integration_id"] == root["bot_id"]
+
+        with notion_client.Client(auth=emu.token, base_url=base) as notion:
+            page = notion.pages.create(
+                parent={"page_id": root["page_id"]},
+                properties={"title": {"title": [{"text": {"content": "Card"}}]}},
+            )
+        wait_for(lambda: len(receiver.received) == 2)
+        ok, body = receiver.received[1]
+        assert ok and body["type"] == "page.created"
+        assert body["entity"] == {"id": page["id"], "type": "page"}
+        assert body["authors"] == [{"id": root["bot_id"], "type": "bot"}]
+
+        webhooks = httpx.get(f"{base}/_emulator/stats").json()["webhooks"]
+        assert (webhooks["sent"], webhooks["pending"], webhooks["failed_attempts"]) == (2, 0, 0)
