@@ -122,12 +122,14 @@ class _Tick:
         self.tick_id = tick_id
         self.count = 0
         self.steps: list[Step] = []
+        self.board_id = ""
 
     def _report(self, outcome: TickOutcome, status: str, detail: str = "") -> TickReport:
         return TickReport(self.lease.task_id, outcome, self.count, status, detail, self.steps)
 
     async def drive(self, replies: list[Reply]) -> TickReport:
         task = await self._read(repo.get_task, self.lease.task_id)
+        self.board_id = task.board_id
         factory = self.engine.factories.get(task.factory_id)
         if task.status in ("done", "failed", "blocked", "cancelled"):
             return self._report("idle", task.status, "task is finished")
@@ -328,7 +330,7 @@ class _Tick:
             f"state **{factory.start}**"
         )
         effects = [state_effect("running", factory.start), Effect("log", {"line": line})]
-        repo.add_effects(conn, task, run.id, 0, effects, now)
+        repo.add_effects(conn, task.id, task.board_id, run.id, 0, effects, now)
         return run
 
     def _commit(
@@ -339,6 +341,7 @@ class _Tick:
         return repo.commit_step(
             conn,
             self.lease,
+            self.board_id,
             run,
             step,
             effects,

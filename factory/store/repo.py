@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -223,6 +223,7 @@ def start_run(
 def commit_step(
     conn: Connection,
     lease: Lease,
+    board_id: str,
     run: RunRow,
     step: Step,
     effects: Sequence[Effect],
@@ -292,7 +293,7 @@ def commit_step(
             committed_at=now,
         )
     )
-    add_effects(conn, get_task(conn, run.task_id), run.id, seq, effects, now)
+    add_effects(conn, run.task_id, board_id, run.id, seq, effects, now)
     if consumed:
         conn.execute(
             insert(consumed_comments),
@@ -301,11 +302,30 @@ def commit_step(
                 for c in consumed
             ],
         )
-    return get_run(conn, run.id)
+    return replace(
+        run,
+        status=step.run_status,
+        active=not ends,
+        state_id=step.to_state,
+        previous_state_id=previous,
+        ctx=dict(step.ctx),
+        attempt=step.next_attempt,
+        iterations=dict(step.iterations),
+        transitions=seq,
+        last_error=step.error if step.error else run.last_error,
+        updated_at=now,
+        finished_at=now if ends else None,
+    )
 
 
 def add_effects(
-    conn: Connection, task: TaskRow, key: str, seq: int, effects: Sequence[Effect], now: datetime
+    conn: Connection,
+    task_id: str,
+    board_id: str,
+    key: str,
+    seq: int,
+    effects: Sequence[Effect],
+    now: datetime,
 ) -> None:
     """Queue effects in the outbox; `key`+`seq`+index makes each effect's idempotency key."""
     if not effects:
@@ -314,8 +334,8 @@ def add_effects(
         insert(outbox),
         [
             {
-                "task_id": task.id,
-                "board_id": task.board_id,
+                "task_id": task_id,
+                "board_id": board_id,
                 "kind": effect.kind,
                 "payload": effect.payload,
                 "effect_key": f"{key}:{seq}:{i}:{effect.kind}",
@@ -342,7 +362,7 @@ def block_task(
         Effect("state", {"column": "Blocked", "step": "", "error": error}),
         Effect("comment", {"text": f"Blocked: {error}"}),
     ]
-    add_effects(conn, task, f"task-{task.id}-blocked", lease.epoch, effects, now)
+    add_effects(conn, task.id, task.board_id, f"task-{task.id}-blocked", lease.epoch, effects, now)
 
 
 def request_cancel(conn: Connection, task_id: str, now: datetime) -> None:
