@@ -91,11 +91,19 @@ def _wrap_link(run: list[dict[str, Any]]) -> str:
     return f"[{body}]({href})" if href else body
 
 
-def _item(text: str, state: dict[str, Any], href: str | None) -> dict[str, Any]:
-    raw: dict[str, Any] = {"type": "text", "text": {"content": text}, "annotations": dict(state)}
-    if href:
-        raw["text"]["link"] = {"url": href}
-    return richtext.normalize_item(raw, "markdown")
+def _items(text: str, state: dict[str, Any], href: str | None) -> list[dict[str, Any]]:
+    # Markdown text has no length limit; Notion stores it as ≤2,000-character items.
+    out = []
+    for start in range(0, len(text), richtext.MAX_TEXT):
+        raw: dict[str, Any] = {
+            "type": "text",
+            "text": {"content": text[start : start + richtext.MAX_TEXT]},
+            "annotations": dict(state),
+        }
+        if href:
+            raw["text"]["link"] = {"url": href}
+        out.append(richtext.normalize_item(raw, "markdown"))
+    return out
 
 
 def _find_link_end(text: str, start: int) -> tuple[int, int] | None:
@@ -134,7 +142,7 @@ def _parse_into(
 
     def flush() -> None:
         if buf:
-            items.append(_item("".join(buf), state, href))
+            items.extend(_items("".join(buf), state, href))
             buf.clear()
 
     i = 0
@@ -162,7 +170,7 @@ def _parse_into(
         elif ch == "`" and text.find("`", i + 1) >= 0:
             flush()
             close = text.find("`", i + 1)
-            items.append(_item(text[i + 1 : close], state | {"code": True}, href))
+            items.extend(_items(text[i + 1 : close], state | {"code": True}, href))
             i = close + 1
         elif ch == "[" and href is None and (found := _find_link_end(text, i + 1)):
             flush()
