@@ -1,0 +1,20 @@
+"""The demo is the README's first command: it must run and end with every card in place."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+NFACTORY = Path(sys.executable).with_name("nfactory")
+
+
+def test_demo_runs_every_card_to_its_column(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(NFACTORY), "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "all cards ended where they should" in done.stdout
+    for title in ("Login page crashes on", "Dark mode", "Lunch", "Release notes for 2.4"):
+        assert title in done.stdout
+    assert "a person replied on 'Release notes for 2.4'" in done.stdout
