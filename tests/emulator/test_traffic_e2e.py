@@ -53,12 +53,16 @@ def test_hammering_past_the_limit_gets_rate_limited(emu: EmulatorServer) -> None
     configure(emu, rate_limit=3, burst=2)
     errors: list[APIResponseError] = []
     with client(emu, retry=False) as notion:
+        started = time.monotonic()
         for _ in range(10):
             try:
                 notion.users.me()
             except APIResponseError as exc:
                 errors.append(exc)
-    assert len(errors) >= 7  # 2 from the burst, at most one refill in the meantime
+        elapsed = time.monotonic() - started
+    # The burst plus whatever refilled while we hammered, however slow the host.
+    assert 10 - len(errors) <= 2 + 3 * elapsed + 1e-6
+    assert errors
     for exc in errors:
         assert exc.code == "rate_limited" and exc.status == 429
         assert int(exc.headers["retry-after"]) >= 1
