@@ -21,7 +21,7 @@ MdBlock = tuple[str, dict[str, Any], list["MdBlock"]]  # (type, payload, childre
 
 _ALWAYS_ESCAPE = set("\\*`~[]<")
 _LIST_MARK = re.compile(r"^([-*+]) (.*)$")
-_TODO_MARK = re.compile(r"^- \[( |x|X)\] ?(.*)$")
+_TODO_MARK = re.compile(r"^- \[( |x|X)\] (.*)$")
 _NUMBER_MARK = re.compile(r"^(\d+)\. (.*)$")
 _HEADING = re.compile(r"^(#{1,3}) (.*)$")
 _CALLOUT = re.compile(r'^<callout icon="([^"]*)">(.*)</callout>$')
