@@ -184,6 +184,37 @@ def update_schema(schema: Schema, raw: Any, path: str) -> Schema:
     return out
 
 
+def default_status(entry: dict[str, Any]) -> dict[str, Any] | None:
+    config = entry["status"]
+    first_ids = config["groups"][0]["option_ids"] if config["groups"] else []
+    for option in config["options"]:
+        if not first_ids or option["id"] in first_ids:
+            return {"id": option["id"], "name": option["name"], "color": option["color"]}
+    return None
+
+
+def current_options(entry: dict[str, Any], value: Any) -> Any:
+    """Re-read select/status/multi_select values through the schema.
+
+    Values keep only the option id that matters: a renamed or recoloured option
+    shows its new name and colour, a deleted one disappears, as on Notion.
+    """
+    kind = entry["type"]
+    if kind not in ("select", "status", "multi_select") or not value:
+        return value
+    options = {o["id"]: o for o in entry[kind]["options"]}
+
+    def fresh(item: dict[str, Any]) -> dict[str, Any] | None:
+        option = options.get(item["id"])
+        if option is None:
+            return None
+        return {"id": option["id"], "name": option["name"], "color": option["color"]}
+
+    if kind == "multi_select":
+        return [f for f in (fresh(item) for item in value) if f is not None]
+    return fresh(value)
+
+
 def empty_value(kind: str) -> Any:
     if kind in ("title", "rich_text", "multi_select", "people"):
         return []

@@ -81,6 +81,7 @@ def property_value(ws: Workspace, page: Page, entry: dict[str, Any]) -> dict[str
         payload = user_or_partial(ws, page.last_edited_by)
     else:
         payload = copy.deepcopy(page.values.get(entry["id"], properties.empty_value(kind)))
+        payload = properties.current_options(entry, payload)
         if kind == "people":
             payload = [user_or_partial(ws, uid) for uid in payload]
     return {"id": entry["id"], "type": kind, kind: payload}

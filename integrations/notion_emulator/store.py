@@ -326,13 +326,9 @@ class Workspace:
             return {}
         if not isinstance(raw, dict):
             raise errors.body_invalid(path, "should be an object", raw)
-        richtext.check_array(list(raw), path)
         out: dict[str, Any] = {}
         for key, value in raw.items():
             entry = properties.find(schema, key)
-            if entry is None and on_page_parent:
-                # Under a page, the only property is the title, whatever it is called.
-                entry = schema["title"] if key in ("title", "Name") else None
             if entry is None:
                 raise errors.validation(f"{key} is not a property that exists.")
             out[entry["id"]] = properties.normalize_value(
@@ -359,6 +355,10 @@ class Workspace:
             if ds_id is not None:
                 schema = self.data_sources[ds_id].schema
                 values = self._values(schema, props_raw, "body.properties", False)
+                for entry in schema.values():
+                    # A new card starts in the status property's default ("Not started").
+                    if entry["type"] == "status" and entry["id"] not in values:
+                        values[entry["id"]] = properties.default_status(entry)
             else:
                 page_schema = {
                     "title": {"id": "title", "name": "title", "type": "title", "title": {}}
@@ -550,9 +550,18 @@ class Workspace:
             if "icon" in body:
                 ds.icon = body["icon"]
             if "properties" in body:
-                ds.schema = properties.update_schema(
-                    ds.schema, body["properties"], "body.properties"
-                )
+                old = ds.schema
+                ds.schema = properties.update_schema(old, body["properties"], "body.properties")
+                # A property whose type changed (or that is gone) loses its values, as on
+                # Notion: the stored payloads have the old type's shape.
+                stale = [
+                    pid for pid in old if ds.schema.get(pid, {}).get("type") != old[pid]["type"]
+                ]
+                for page_id in ds.pages:
+                    page = self.nodes[page_id]
+                    if isinstance(page, Page):
+                        for pid in stale:
+                            page.values.pop(pid, None)
             trash = body.get("in_trash", body.get("archived"))
             if trash is not None:
                 if not isinstance(trash, bool):

@@ -321,3 +321,35 @@ async def test_unknown_ids_are_404(api: Any) -> None:
         with pytest.raises(APIResponseError) as info:
             await call(request())
         assert info.value.code == APIErrorCode.ObjectNotFound
+
+
+async def test_status_defaults_and_option_changes(api: Any, root: str) -> None:
+    _, ds = await make_board(api, root)
+    card = await add_card(
+        api, ds, "new", State={"select": {"name": "Queued"}}, Points={"number": 4}
+    )
+    assert card["properties"]["Status"]["status"]["name"] == "Not started"
+    schema = (await call(api.data_sources.retrieve(ds)))["properties"]
+    queued = next(o for o in schema["State"]["select"]["options"] if o["name"] == "Queued")
+    await call(
+        api.data_sources.update(
+            ds,
+            properties={
+                "State": {
+                    "select": {"options": [{"id": queued["id"], "name": "Waiting", "color": "red"}]}
+                },
+                "Points": {"rich_text": {}},
+            },
+        )
+    )
+    got = (await call(api.pages.retrieve(card["id"])))["properties"]
+    assert got["State"]["select"] == {"id": queued["id"], "name": "Waiting", "color": "red"}
+    assert got["Points"] == {"id": got["Points"]["id"], "type": "rich_text", "rich_text": []}
+
+
+async def test_page_parent_accepts_only_the_title(api: Any, root: str) -> None:
+    with pytest.raises(APIResponseError) as info:
+        await call(
+            api.pages.create(parent={"page_id": root}, properties={"Name": {"title": [text("x")]}})
+        )
+    assert info.value.code == APIErrorCode.ValidationError
