@@ -28,11 +28,12 @@ from . import (
     routes_comments,
     routes_databases,
     routes_pages,
+    routes_search,
     routes_users,
 )
 from .clock import Clock
 from .ids import new_id, parse_id
-from .routing import Ctx, Route
+from .routing import Bare, Ctx, Route
 from .store import Workspace
 from .traffic import EmulatorConfig, TrafficGate
 from .webhooks import Subscription, WebhookEmitter
@@ -63,6 +64,7 @@ ALL_ROUTES: list[Route] = [
     *routes_pages.ROUTES,
     *routes_blocks.ROUTES,
     *routes_comments.ROUTES,
+    *routes_search.ROUTES,
 ]
 
 
@@ -85,6 +87,8 @@ class V1Dispatcher:
 
 
 def _json_response(body: dict[str, Any], status: int, request_id: str) -> JSONResponse:
+    if isinstance(body, Bare):
+        return JSONResponse(dict(body), status_code=status)
     return JSONResponse({**body, "request_id": request_id}, status_code=status)
 
 

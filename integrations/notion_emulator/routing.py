@@ -29,6 +29,10 @@ class Ctx:
     actor: str  # the user the request acts as: the integration's bot
 
 
+class Bare(dict[str, Any]):
+    """A response body Notion sends without `request_id` (seen on the templates list)."""
+
+
 Result = dict[str, Any] | tuple[int, dict[str, Any]]
 Handler = Callable[[Ctx], Result]
 
