@@ -1,4 +1,4 @@
-"""POST /v1/search (titles of shared pages and data sources) and data source templates."""
+"""Workspace listings: POST /v1/search, data source templates, custom emojis."""
 
 from __future__ import annotations
 
@@ -96,7 +96,20 @@ def list_templates(ctx: Ctx) -> Result:
     return Bare(templates=[], has_more=False, next_cursor=None)
 
 
+def list_custom_emojis(ctx: Ctx) -> Result:
+    # No custom emojis exist in the emulated workspace. Key set and order as recorded:
+    # this list has no `custom_emoji: {}` member, unlike the other lists.
+    return {
+        "object": "list",
+        "type": "custom_emoji",
+        "results": [],
+        "has_more": False,
+        "next_cursor": None,
+    }
+
+
 ROUTES = [
     Route("POST", "/v1/search", search),
     Route("GET", "/v1/data_sources/{data_source_id}/templates", list_templates),
+    Route("GET", "/v1/custom_emojis", list_custom_emojis),
 ]

@@ -38,3 +38,8 @@ async def test_templates_list_is_empty(api: Any, root: str) -> None:
     db = await call(api.databases.create(parent={"page_id": root}, title=[text("T")]))
     got = await call(api.data_sources.list_templates(db["data_sources"][0]["id"]))
     assert got == {"templates": [], "has_more": False, "next_cursor": None}
+
+
+async def test_custom_emojis_list_is_empty(api: Any) -> None:
+    got = await call(api.custom_emojis.list())
+    assert got["object"] == "list" and got["type"] == "custom_emoji" and got["results"] == []
