@@ -7,7 +7,7 @@ database; the Notion board (integrations/notion) implements the same protocol.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -38,6 +38,7 @@ class PendingEffect:
     payload: dict[str, Any]
     effect_key: str
     external_id: str | None  # the card on the board, when the board has its own ids
+    in_doubt: bool = False  # a delivery was attempted and its outcome never recorded
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class Delivery:
 
 class Board(Protocol):
     id: str
+
+    async def poll(self, factories: Iterable[str], now: datetime) -> object:
+        """Take in new and changed cards (a no-op where cards are created locally)."""
+        ...
 
     async def deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
         """Apply effects for one card, in order."""

@@ -8,7 +8,7 @@ sees and ignores them exactly as it must on Notion.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import Engine, insert, select
@@ -27,6 +27,9 @@ class LocalBoard:
     def __init__(self, db: Engine, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+
+    async def poll(self, factories: Iterable[str], now: datetime) -> None:
+        return None  # local cards are created in the database directly
 
     async def deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
         return await asyncio.to_thread(self._deliver, effects)

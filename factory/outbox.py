@@ -49,7 +49,7 @@ def pending(db: Engine, board_id: str, limit: int = 500) -> dict[str, list[Pendi
         rows = conn.execute(
             select(outbox, tasks.c.external_id)
             .join(tasks, tasks.c.id == outbox.c.task_id)
-            .where(outbox.c.board_id == board_id, outbox.c.status == "pending")
+            .where(outbox.c.board_id == board_id, outbox.c.status.in_(("pending", "sending")))
             .order_by(outbox.c.id)
             .limit(limit)
         ).mappings()
@@ -57,12 +57,13 @@ def pending(db: Engine, board_id: str, limit: int = 500) -> dict[str, list[Pendi
         for r in rows:
             grouped.setdefault(r["task_id"], []).append(
                 PendingEffect(
-                    r["id"],
-                    r["task_id"],
-                    r["kind"],
-                    r["payload"],
-                    r["effect_key"],
-                    r["external_id"],
+                    id=r["id"],
+                    task_id=r["task_id"],
+                    kind=r["kind"],
+                    payload=r["payload"],
+                    effect_key=r["effect_key"],
+                    external_id=r["external_id"],
+                    in_doubt=r["status"] == "sending",
                 )
             )
     return grouped
@@ -71,8 +72,20 @@ def pending(db: Engine, board_id: str, limit: int = 500) -> dict[str, list[Pendi
 def backlog(db: Engine) -> int:
     with db.connect() as conn:
         return conn.execute(
-            select(func.count()).select_from(outbox).where(outbox.c.status == "pending")
+            select(func.count())
+            .select_from(outbox)
+            .where(outbox.c.status.in_(("pending", "sending")))
         ).scalar_one()
+
+
+def mark_sending(db: Engine, ids: Sequence[int]) -> None:
+    """Write-ahead mark: if we die before `record`, the next drain knows to check first."""
+    with db.begin() as conn:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(list(ids)), outbox.c.status == "pending")
+            .values(status="sending")
+        )
 
 
 def record(
@@ -82,7 +95,7 @@ def record(
         if superseded:
             conn.execute(
                 update(outbox)
-                .where(outbox.c.id.in_(superseded), outbox.c.status == "pending")
+                .where(outbox.c.id.in_(superseded), outbox.c.status.in_(("pending", "sending")))
                 .values(status="superseded", delivered_at=now)
             )
         for d in deliveries:
@@ -90,9 +103,8 @@ def record(
             if d.ok:
                 values |= {"status": "delivered", "delivered_at": now, "external_ref": d.ref}
             else:
-                values |= {"last_error": d.error}
-                if d.permanent:
-                    values["status"] = "parked"
+                # a clean failure (the board said no) is not in doubt: back to pending
+                values |= {"last_error": d.error, "status": "parked" if d.permanent else "pending"}
             conn.execute(update(outbox).where(outbox.c.id == d.effect_id).values(**values))
 
 
@@ -101,7 +113,7 @@ def park_task(db: Engine, task_id: str, error: str) -> int:
     with db.begin() as conn:
         result = conn.execute(
             update(outbox)
-            .where(outbox.c.task_id == task_id, outbox.c.status == "pending")
+            .where(outbox.c.task_id == task_id, outbox.c.status.in_(("pending", "sending")))
             .values(status="parked", last_error=error)
         )
     return result.rowcount
@@ -113,6 +125,7 @@ async def drain(db: Engine, board: Board, now: datetime, limit: int = 500) -> Dr
     delivered = superseded_n = failed = parked = 0
     for task_id, effects in grouped.items():
         send, superseded = coalesce(effects)
+        await asyncio.to_thread(mark_sending, db, [e.id for e in send])
         try:
             results = await board.deliver(send)
         except Exception as exc:  # a board bug must not stop the other cards

@@ -1,0 +1,153 @@
+"""Board-side bookkeeping: intake watermark, card snapshots, cards becoming tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from factory.effects import Effect
+from factory.store import repo
+from factory.store.tables import boards, outbox, tasks
+
+
+def load_watermark(conn: Connection, board_id: str) -> tuple[datetime | None, list[str]]:
+    row = conn.execute(
+        select(boards.c.watermark, boards.c.watermark_seen).where(boards.c.id == board_id)
+    ).one_or_none()
+    return (None, []) if row is None else (row.watermark, list(row.watermark_seen or []))
+
+
+def save_watermark(
+    conn: Connection, board_id: str, minute: datetime | None, seen: Sequence[str]
+) -> None:
+    conn.execute(
+        update(boards)
+        .where(boards.c.id == board_id)
+        .values(watermark=minute, watermark_seen=sorted(seen))
+    )
+
+
+def snapshots(conn: Connection, board_id: str, external_ids: Sequence[str]) -> dict[str, Any]:
+    """For each card id with a task: (task id, status, last delivered column, column pending)."""
+    if not external_ids:
+        return {}
+    rows = conn.execute(
+        select(tasks.c.id, tasks.c.external_id, tasks.c.status).where(
+            tasks.c.board_id == board_id, tasks.c.external_id.in_(list(external_ids))
+        )
+    ).all()
+    found: dict[str, Any] = {}
+    for row in rows:
+        states = conn.execute(
+            select(outbox.c.status, outbox.c.payload)
+            .where(outbox.c.task_id == row.id, outbox.c.kind == "state")
+            .order_by(outbox.c.id.desc())
+        ).all()
+        delivered = next((s.payload.get("column") for s in states if s.status == "delivered"), None)
+        pending = any(s.status in ("pending", "sending") for s in states)
+        found[row.external_id] = (row.id, row.status, delivered, pending)
+    return found
+
+
+def create_card_task(
+    conn: Connection,
+    *,
+    board_id: str,
+    external_id: str,
+    factory_id: str,
+    title: str,
+    prompt: str,
+    context: str,
+    now: datetime,
+) -> str:
+    return repo.create_task(
+        conn,
+        board_id=board_id,
+        external_id=external_id,
+        factory_id=factory_id,
+        title=title,
+        prompt=prompt,
+        context=context,
+        now=now,
+    )
+
+
+def block_new_card(
+    conn: Connection,
+    *,
+    board_id: str,
+    external_id: str,
+    factory_id: str,
+    title: str,
+    error: str,
+    now: datetime,
+) -> str:
+    """A card that cannot start: a blocked task, so the next poll does not ask again."""
+    task_id = repo.create_task(
+        conn,
+        board_id=board_id,
+        external_id=external_id,
+        factory_id=factory_id,
+        title=title,
+        now=now,
+    )
+    conn.execute(
+        update(tasks).where(tasks.c.id == task_id).values(status="blocked", last_error=error)
+    )
+    _block_effects(conn, task_id, board_id, error, now)
+    return task_id
+
+
+def block_existing(
+    conn: Connection, task_id: str, board_id: str, error: str, now: datetime
+) -> None:
+    conn.execute(
+        update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.active_run_id.is_(None))
+        .values(status="blocked", last_error=error, updated_at=now)
+    )
+    _block_effects(conn, task_id, board_id, error, now)
+
+
+def _block_effects(
+    conn: Connection, task_id: str, board_id: str, error: str, now: datetime
+) -> None:
+    effects = [
+        Effect("state", {"column": "Blocked", "step": "", "error": error}),
+        Effect("comment", {"text": f"Blocked: {error}"}),
+    ]
+    key = f"task-{task_id}-intake-{now.timestamp():.0f}"
+    repo.add_effects(conn, task_id, board_id, key, 0, effects, now)
+
+
+def requeue_card(
+    conn: Connection,
+    task_id: str,
+    *,
+    factory_id: str,
+    title: str,
+    prompt: str,
+    context: str,
+    now: datetime,
+) -> bool:
+    """A finished card moved back to Queue: a fresh run with the card as it is now."""
+    result = conn.execute(
+        update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.active_run_id.is_(None))
+        .values(
+            status="queued",
+            factory_id=factory_id,
+            title=title,
+            prompt=prompt,
+            context=context,
+            step=None,
+            cancel_requested=False,
+            last_error=None,
+            not_before=None,
+            updated_at=now,
+        )
+    )
+    return result.rowcount == 1

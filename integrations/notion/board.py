@@ -1,0 +1,114 @@
+"""The Notion board: the Board protocol over notion-client, for one data source."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+
+from factory.board import Delivery, PendingEffect, Reply
+from factory.store import repo
+from factory.store.tables import outbox
+from integrations.notion.client import NotionClient
+from integrations.notion.deliver import NotionDeliverer
+from integrations.notion.errors import NotionError
+from integrations.notion.feedback import new_replies
+from integrations.notion.intake import IntakeReport, poll
+
+
+@dataclass(frozen=True)
+class BoardRef:
+    database_id: str | None
+    data_source_id: str
+    title: str
+
+
+async def resolve_board(client: NotionClient, board_id: str) -> BoardRef:
+    """NOTION_BOARD_ID may name a database or one of its data sources; answer the source."""
+    try:
+        database = await client.retrieve_database(board_id)
+    except NotionError as exc:
+        if exc.status != 404:
+            raise
+    else:
+        sources = database.get("data_sources") or []
+        if not sources:
+            raise NotionError(
+                status=None,
+                code="no_data_source",
+                message=f"database {board_id} has no data source to use as the board",
+                hint="open the database in Notion and make sure it has a table",
+            )
+        title = "".join(t.get("plain_text", "") for t in database.get("title", []))
+        return BoardRef(database["id"], sources[0]["id"], title)
+    source = await client.retrieve_data_source(board_id)
+    title = "".join(t.get("plain_text", "") for t in source.get("title", []))
+    parent = source.get("parent") or {}
+    return BoardRef(parent.get("database_id"), source["id"], title)
+
+
+async def resolve_repliers(client: NotionClient, allowed: Iterable[str]) -> frozenset[str]:
+    """NFACTORY_ALLOWED_REPLIERS may hold user ids or emails; comments carry ids only."""
+    wanted = {a.strip().lower() for a in allowed if a.strip()}
+    if not any("@" in w for w in wanted):
+        return frozenset(wanted)
+    ids = {w for w in wanted if "@" not in w}
+    async for user in client.paginate("GET", "users"):
+        email = ((user.get("person") or {}).get("email") or "").lower()
+        if email in wanted:
+            ids.add(user["id"])
+    return frozenset(ids)
+
+
+class NotionBoard:
+    def __init__(
+        self,
+        client: NotionClient,
+        db: Engine,
+        data_source_id: str,
+        bot_id: str,
+        allowed_repliers: frozenset[str] = frozenset(),
+    ) -> None:
+        self.id = data_source_id
+        self.client = client
+        self.db = db
+        self.bot_id = bot_id
+        self.allowed = allowed_repliers
+        self.deliverer = NotionDeliverer(client, db, bot_id)
+
+    async def poll(self, factories: Iterable[str], now: datetime) -> IntakeReport:
+        return await poll(self.client, self.db, self.id, factories, now)
+
+    async def deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
+        return await self.deliverer.deliver(effects)
+
+    async def replies(self, task_id: str) -> list[Reply]:
+        task, question, consumed = await asyncio.to_thread(self._feedback_state, task_id)
+        if task.external_id is None or question is None:
+            return []  # the question has not reached the card yet: nobody can answer it
+        comments = await self.client.list_comments_all(task.external_id)
+        return new_replies(
+            comments,
+            bot_id=self.bot_id,
+            question_id=question or None,
+            consumed=consumed,
+            allowed=self.allowed,
+        )
+
+    def _feedback_state(self, task_id: str) -> tuple[repo.TaskRow, str | None, set[str]]:
+        with self.db.connect() as conn:
+            task = repo.get_task(conn, task_id)
+            # the newest comment effect is the question; until it is delivered, wait
+            latest = conn.execute(
+                select(outbox.c.status, outbox.c.external_ref)
+                .where(outbox.c.task_id == task_id, outbox.c.kind == "comment")
+                .order_by(outbox.c.id.desc())
+                .limit(1)
+            ).first()
+            question = None
+            if latest is not None and latest.status == "delivered":
+                question = latest.external_ref or ""
+            return task, question, repo.consumed_comment_ids(conn, task_id)

@@ -1,0 +1,159 @@
+"""Delivering one card's outbox effects to its Notion page, frugally and idempotently.
+
+Per card and delivery: at most one property PATCH (the newest column, step
+and error), one append for all log lines and page output (the markdown
+endpoint, or blocks when that endpoint refuses), and one request per comment.
+
+Idempotency: the outbox marks a batch `sending` before it reaches here. A
+batch that comes back still marked (`in_doubt`: the worker died between
+Notion's answer and recording it) is first checked against the page: log and
+output text already in the bot's section, and bot comments with the same
+text, are not sent again. Property updates are idempotent by nature.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from factory.board import Delivery, PendingEffect
+from factory.store.tables import outbox
+from integrations.notion.cards import state_properties
+from integrations.notion.client import NotionClient
+from integrations.notion.errors import NotionError
+from integrations.notion.feedback import comment_text
+from integrations.notion.markdown import (
+    batches,
+    bot_section_header,
+    comment_chunks,
+    markdown_chunks,
+    markdown_to_blocks,
+    split_bot_section,
+)
+
+
+def render(effects: Sequence[PendingEffect], with_header: bool) -> str:
+    """Log lines as a list, agent output as its own markdown, in outbox order."""
+    parts: list[str] = [bot_section_header().rstrip("\n")] if with_header else []
+    lines: list[str] = []
+    for e in effects:
+        if e.kind == "log":
+            lines.append(f"- {e.payload['line']}")
+            continue
+        if lines:
+            parts.append("\n".join(lines))
+            lines = []
+        parts.append(str(e.payload["markdown"]).strip("\n"))
+    if lines:
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def signature(text: str) -> str:
+    """Text reduced to letters and digits: survives Notion's re-rendering of markdown."""
+    return re.sub(r"[^0-9a-z]+", "", text.lower())
+
+
+def already_there(effect: PendingEffect, bot_section: str) -> bool:
+    body = effect.payload.get("line") or effect.payload.get("markdown") or ""
+    return signature(str(body)) in signature(bot_section)
+
+
+class NotionDeliverer:
+    def __init__(self, client: NotionClient, db: Engine, bot_id: str) -> None:
+        self.client = client
+        self.db = db
+        self.bot_id = bot_id
+
+    async def deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
+        if not effects:
+            return []
+        page_id = effects[0].external_id
+        if page_id is None:
+            error = "task has no Notion page (created on the local board?)"
+            return [Delivery(e.id, ok=False, error=error, permanent=True) for e in effects]
+        done: list[Delivery] = []
+        try:
+            states = [e for e in effects if e.kind == "state"]
+            if states:
+                latest = states[-1].payload
+                await self.client.update_page(
+                    page_id,
+                    properties=state_properties(latest["column"], latest["step"], latest["error"]),
+                )
+                done += [Delivery(e.id, ok=True) for e in states]
+            writes = [e for e in effects if e.kind in ("log", "page")]
+            if writes:
+                await self._append(page_id, writes)
+                done += [Delivery(e.id, ok=True) for e in writes]
+            for e in effects:
+                if e.kind == "comment":
+                    done.append(Delivery(e.id, ok=True, ref=await self._comment(page_id, e)))
+        except NotionError as exc:
+            # 401 is this worker's problem (bad token), not the page's: keep the effects.
+            permanent = exc.permanent and exc.status != 401
+            sent = {d.effect_id for d in done}
+            done += [
+                Delivery(e.id, ok=False, error=str(exc), permanent=permanent)
+                for e in effects
+                if e.id not in sent
+            ]
+        return done
+
+    def _has_section(self, task_id: str) -> bool:
+        with self.db.connect() as conn:
+            return (
+                conn.execute(
+                    select(outbox.c.id)
+                    .where(
+                        outbox.c.task_id == task_id,
+                        outbox.c.kind.in_(("log", "page")),
+                        outbox.c.status == "delivered",
+                    )
+                    .limit(1)
+                ).first()
+                is not None
+            )
+
+    async def _append(self, page_id: str, writes: list[PendingEffect]) -> None:
+        with_header = not self._has_section(writes[0].task_id)
+        if any(e.in_doubt for e in writes):
+            page = await self.client.get_markdown(page_id)
+            _person, bot = split_bot_section(page.get("markdown", ""))
+            with_header = with_header and not bot
+            writes = [e for e in writes if not already_there(e, bot)]
+            if not writes:
+                return
+        for chunk in markdown_chunks(render(writes, with_header)):
+            try:
+                await self.client.insert_markdown(page_id, chunk)
+            except NotionError as exc:
+                if not exc.permanent or exc.status in (401, 403, 404):
+                    raise
+                # The markdown endpoint refused this content: append it as blocks.
+                for batch in batches(markdown_to_blocks(chunk)):
+                    await self.client.append_blocks(page_id, batch)
+
+    async def _comment(self, page_id: str, effect: PendingEffect) -> str:
+        chunks = comment_chunks(str(effect.payload["text"]))
+        ref = ""
+        if effect.in_doubt:
+            posted = {
+                comment_text(c): str(c["id"])
+                for c in await self.client.list_comments_all(page_id)
+                if (c.get("created_by") or {}).get("id") == self.bot_id
+            }
+            landed = [posted[_joined(c)] for c in chunks if _joined(c) in posted]
+            ref = landed[-1] if landed else ""
+            chunks = [c for c in chunks if _joined(c) not in posted]
+        for rich_text in chunks:
+            answer = await self.client.create_comment(page_id, rich_text)
+            ref = str(answer.get("id", ""))
+        return ref
+
+
+def _joined(rich_text: list[dict[str, Any]]) -> str:
+    return "".join(i.get("text", {}).get("content", "") for i in rich_text)

@@ -1,0 +1,176 @@
+"""Intake: one poll of the board turns changed cards into task changes.
+
+A poll of a board where nothing changed costs one query request whatever its
+size (see intake_rules for why). A card that starts a run costs one more
+request: its page body, read once per run as the task's context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from factory.store import boards as board_store
+from factory.store import repo
+from integrations.notion.cards import Card, parse_card
+from integrations.notion.client import NotionClient
+from integrations.notion.errors import NotionError
+from integrations.notion.intake_rules import (
+    POLL_SORTS,
+    TaskSnapshot,
+    Watermark,
+    advance,
+    decide_card,
+    poll_filter,
+)
+from integrations.notion.markdown import first_line, plain_text, split_bot_section
+
+log = logging.getLogger("nfactory.notion.intake")
+
+
+@dataclass
+class IntakeReport:
+    seen: int = 0
+    created: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+async def read_context(client: NotionClient, page_id: str) -> tuple[str, str]:
+    """(prompt, context) from the person's part of the page, never the bot's log."""
+    try:
+        page = await client.get_markdown(page_id)
+        person, _bot = split_bot_section(page.get("markdown", ""))
+    except NotionError as exc:
+        if not exc.permanent:
+            raise
+        # the markdown endpoint is newer than the blocks API: fall back to blocks
+        person = plain_text(await client.list_children_all(page_id))
+    return first_line(person), person
+
+
+async def poll(
+    client: NotionClient,
+    db: Engine,
+    board_id: str,
+    factories: Iterable[str],
+    now: datetime,
+) -> IntakeReport:
+    factories = list(factories)
+    with db.connect() as conn:
+        minute, seen = board_store.load_watermark(conn, board_id)
+    mark = Watermark(minute, frozenset(seen))
+    pages = client.paginate(
+        "POST",
+        f"data_sources/{board_id}/query",
+        body={"filter": poll_filter(mark), "sorts": POLL_SORTS},
+    )
+    cards = [parse_card(p) async for p in pages]
+    fresh, next_mark = advance(mark, cards)
+    report = IntakeReport(seen=len(cards))
+    with db.connect() as conn:
+        known = board_store.snapshots(conn, board_id, [c.page_id for c in fresh])
+    for card in fresh:
+        snap = known.get(card.page_id)
+        task = TaskSnapshot(*snap) if snap else None
+        decision = decide_card(card, task, factories)
+        try:
+            await _apply(
+                client, db, board_id, card, task, decision.action, decision.reason, now, report
+            )
+        except NotionError as exc:
+            report.errors.append(f"card {card.page_id}: {exc}")
+            log.warning("intake of card %s failed: %s", card.page_id, exc)
+            if not exc.permanent:
+                # transient: keep the watermark where it was so the next poll retries
+                return report
+    with db.begin() as conn:
+        board_store.save_watermark(conn, board_id, next_mark.minute, sorted(next_mark.seen))
+    return report
+
+
+async def _apply(
+    client: NotionClient,
+    db: Engine,
+    board_id: str,
+    card: Card,
+    task: TaskSnapshot | None,
+    action: str,
+    reason: str,
+    now: datetime,
+    report: IntakeReport,
+) -> None:
+    title = card.title or "(untitled card)"
+    if action == "create":
+        prompt, context = await read_context(client, card.page_id)
+
+        def create() -> None:
+            with db.begin() as conn:
+                board_store.create_card_task(
+                    conn,
+                    board_id=board_id,
+                    external_id=card.page_id,
+                    factory_id=card.factory or "",
+                    title=title,
+                    prompt=prompt,
+                    context=context,
+                    now=now,
+                )
+
+        if await _unique(create):
+            report.created.append(card.page_id)
+    elif action == "requeue" and task is not None:
+        prompt, context = await read_context(client, card.page_id)
+        with db.begin() as conn:
+            if board_store.requeue_card(
+                conn,
+                task.task_id,
+                factory_id=card.factory or "",
+                title=title,
+                prompt=prompt,
+                context=context,
+                now=now,
+            ):
+                report.requeued.append(card.page_id)
+    elif action == "block":
+        if task is None:
+
+            def block() -> None:
+                with db.begin() as conn:
+                    board_store.block_new_card(
+                        conn,
+                        board_id=board_id,
+                        external_id=card.page_id,
+                        factory_id=card.factory or "",
+                        title=title,
+                        error=reason,
+                        now=now,
+                    )
+
+            if await _unique(block):
+                report.blocked.append(card.page_id)
+        else:
+            with db.begin() as conn:
+                board_store.block_existing(conn, task.task_id, board_id, reason, now)
+            report.blocked.append(card.page_id)
+    elif action == "cancel" and task is not None:
+        with db.begin() as conn:
+            repo.request_cancel(conn, task.task_id, now)
+        report.cancelled.append(card.page_id)
+
+
+async def _unique(write) -> bool:  # type: ignore[no-untyped-def]
+    """Run a write that creates a card's task; another worker may have won the race."""
+    try:
+        await asyncio.to_thread(write)
+        return True
+    except IntegrityError:
+        return False

@@ -1,0 +1,105 @@
+"""What a poll of the board means: the watermark and the decision per card. Pure.
+
+The poll asks Notion for cards in Queue or edited since the watermark minute.
+Because Notion's edit times are rounded down to the minute, the boundary
+minute is always re-read, and cards already handled in it are recognised by
+their key (page, time, and the values we act on): no change is missed and
+none is handled twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from integrations.notion.cards import Card
+from integrations.notion.schema import STATE
+
+ACTIVE = frozenset({"queued", "running", "feedback"})
+FINISHED = frozenset({"done", "failed", "blocked", "cancelled"})
+
+
+@dataclass(frozen=True)
+class Watermark:
+    minute: datetime | None = None
+    seen: frozenset[str] = frozenset()
+
+
+def poll_filter(mark: Watermark) -> dict[str, Any]:
+    queued = {"property": STATE, "select": {"equals": "Queue"}}
+    if mark.minute is None:
+        return queued
+    edited = {
+        "timestamp": "last_edited_time",
+        "last_edited_time": {"on_or_after": mark.minute.isoformat().replace("+00:00", "Z")},
+    }
+    return {"or": [queued, edited]}
+
+
+POLL_SORTS = [{"timestamp": "last_edited_time", "direction": "ascending"}]
+
+
+def advance(mark: Watermark, cards: Sequence[Card]) -> tuple[list[Card], Watermark]:
+    """(cards not handled before, the next watermark)."""
+    fresh = [c for c in cards if c.key not in mark.seen]
+    newest = max((c.last_edited_time for c in cards), default=None)
+    if newest is None or (mark.minute is not None and newest < mark.minute):
+        return fresh, mark
+    at_boundary = {c.key for c in cards if c.last_edited_time == newest}
+    if newest == mark.minute:
+        at_boundary |= mark.seen
+    return fresh, Watermark(newest, frozenset(at_boundary))
+
+
+@dataclass(frozen=True)
+class TaskSnapshot:
+    """What the database knows about a card's task, as intake needs it."""
+
+    task_id: str
+    status: str
+    delivered_column: str | None  # the last column the bot actually set on the card
+    state_pending: bool  # a column change is still waiting in the outbox
+
+
+CardAction = Literal["create", "block", "cancel", "requeue", "ignore"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: CardAction
+    reason: str = ""
+
+
+def decide_card(card: Card, task: TaskSnapshot | None, factories: Iterable[str]) -> Decision:
+    known = set(factories)
+    if card.in_trash:
+        if task is not None and task.status in ACTIVE:
+            return Decision("cancel", "the card was deleted")
+        return Decision("ignore")
+    if card.state == "Cancelled":
+        if task is not None and task.status in ACTIVE:
+            return Decision("cancel", "moved to Cancelled")
+        return Decision("ignore")
+    if card.state != "Queue":
+        return Decision("ignore")
+    if task is None:
+        return _start(card, known, "create")
+    if task.status in ACTIVE:
+        return Decision("ignore")
+    # A finished task's card shows Queue either because the bot has not moved
+    # it yet (its column change is still pending) or because a person moved it
+    # back after the bot had set another column: only the latter is a re-run.
+    if task.state_pending or task.delivered_column in (None, "Queue"):
+        return Decision("ignore")
+    return _start(card, known, "requeue")
+
+
+def _start(card: Card, known: set[str], action: CardAction) -> Decision:
+    if card.factory in known:
+        return Decision(action)
+    names = ", ".join(sorted(known)) or "none loaded"
+    if not card.factory:
+        return Decision("block", f"the card names no Factory; choose one of: {names}")
+    return Decision("block", f"unknown factory {card.factory!r}; known factories: {names}")
