@@ -55,10 +55,10 @@ def create_comment(ctx: Ctx) -> Result:
     rich = comment_text(body)
     target: str | None = None
     if parent is not None:
-        key = "page_id" if isinstance(parent, dict) and "page_id" in parent else "block_id"
-        target = parse_id(parent.get(key)) if isinstance(parent, dict) else None
+        # The API cannot open a discussion on a block: a new thread needs a page parent.
+        target = parse_id(parent.get("page_id")) if isinstance(parent, dict) else None
         if target is None:
-            raise errors.body_invalid(f"body.parent.{key}", "should be a valid uuid", parent)
+            raise errors.body_invalid("body.parent.page_id", "should be a valid uuid", parent)
     else:
         discussion = parse_id(discussion)
         if discussion is None:
@@ -66,6 +66,8 @@ def create_comment(ctx: Ctx) -> Result:
                 "body.discussion_id", "should be a valid uuid", body["discussion_id"]
             )
     with ctx.ws.lock:
+        if target is not None:
+            ctx.ws.page(target)
         made = ctx.ws.create_comment(target, discussion, rich, ctx.actor)
         return render.comment(ctx.ws, made)
 

@@ -92,3 +92,16 @@ async def test_update_and_delete_own_comment(api: Any, root: str) -> None:
     assert updated["rich_text"][0]["plain_text"] == "v2"
     await call(api.comments.delete(made["id"]))
     assert (await call(api.comments.list(block_id=root)))["results"] == []
+
+
+async def test_no_new_discussion_on_a_block(api: Any, root: str) -> None:
+    made = await call(
+        api.blocks.children.append(root, children=[{"paragraph": {"rich_text": [text("b")]}}])
+    )
+    with pytest.raises(APIResponseError) as info:
+        await call(
+            api.comments.create(
+                parent={"block_id": made["results"][0]["id"]}, rich_text=[text("x")]
+            )
+        )
+    assert info.value.code == APIErrorCode.ValidationError
