@@ -110,26 +110,21 @@ def _insert(ws: Workspace, page: Page, body: dict[str, Any], actor: str) -> None
     section = body["insert_content"]
     after: str | None = None
     position = section.get("position") or {}
-    live = [n for n in ws.live_children(page.id) if isinstance(n, Block)]
-    if isinstance(position, dict) and position.get("type") == "start":
-        if live:
-            # Inserting before the first block: re-append everything after the new ones.
-            ws._insert_blocks(page.id, specs, None, actor)
-            new_ids = page.children[-len(specs) :] if specs else []
-            rest = [c for c in page.children if c not in new_ids]
-            page.children = new_ids + rest
-            ws.touch(page.id, actor)
-            return
-    elif isinstance(section.get("after"), str):
+    at_start = isinstance(position, dict) and position.get("type") == "start"
+    if not at_start and isinstance(section.get("after"), str):
+        # `after` is an ellipsis selection ("start text...end text"); matching on the
+        # start text within one top-level block is an approximation of Notion's.
         head = section["after"].split("...")[0]
-        for node in live:
+        for node in ws.live_children(page.id):
+            if not isinstance(node, Block):
+                continue
             line = markdown.render([(node.type, node.payload, [])])
             if head and head in line:
                 after = node.id
                 break
         else:
             raise errors.validation(f"Could not find the `after` selection: {section['after']}")
-    ws.append_blocks(page.id, specs, after, actor)
+    ws.append_blocks(page.id, specs, after, actor, at_start)
 
 
 def _update(ws: Workspace, page: Page, body: dict[str, Any], actor: str) -> None:

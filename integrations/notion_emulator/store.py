@@ -20,9 +20,9 @@ from datetime import datetime
 from typing import Any
 
 from . import errors, properties, richtext
-from .blocks import BlockSpec
+from .blocks import BlockSpec, update_payload
 from .clock import Clock, SystemClock
-from .ids import new_id
+from .ids import new_id, parse_id
 
 EventSink = Callable[[str, dict[str, Any], list[dict[str, Any]], dict[str, Any]], None]
 
@@ -194,12 +194,9 @@ class Workspace:
         if isinstance(node, Database):
             return richtext.plain_text(node.title)
         if isinstance(node, Page):
-            for payload in self._title_values(node):
-                return richtext.plain_text(payload)
+            # The title property's id is always "title", under a page or a data source.
+            return richtext.plain_text(node.values.get("title", []))
         return ""
-
-    def _title_values(self, page: Page) -> list[list[dict[str, Any]]]:
-        return [page.values.get("title", [])]
 
     def schema_of(self, page: Page) -> properties.Schema:
         if page.data_source_id is None:
@@ -233,8 +230,6 @@ class Workspace:
         """A request `parent` to its response form, checking the target exists."""
         if not isinstance(raw, dict):
             raise errors.body_invalid(path, "should be an object", raw)
-        from .ids import parse_id
-
         kind = raw.get("type") or next(
             (
                 k
@@ -510,8 +505,6 @@ class Workspace:
     def create_data_source(self, body: dict[str, Any], actor: str) -> DataSource:
         with self.lock:
             parent = body.get("parent")
-            from .ids import parse_id
-
             db_id = parse_id(parent.get("database_id")) if isinstance(parent, dict) else None
             if db_id is None:
                 raise errors.body_invalid(
@@ -574,11 +567,16 @@ class Workspace:
     # -- blocks ---------------------------------------------------------------
 
     def _insert_blocks(
-        self, container_id: str, specs: list[BlockSpec], after: str | None, actor: str
+        self,
+        container_id: str,
+        specs: list[BlockSpec],
+        after: str | None,
+        actor: str,
+        at_start: bool = False,
     ) -> list[Block]:
         container = self.nodes[container_id]
         kind = "page_id" if isinstance(container, Page) else "block_id"
-        position = len(container.children)
+        position = 0 if at_start else len(container.children)
         if after is not None:
             if after not in container.children:
                 raise errors.validation(
@@ -606,7 +604,12 @@ class Workspace:
         return made
 
     def append_blocks(
-        self, container_id: str, specs: list[BlockSpec], after: str | None, actor: str
+        self,
+        container_id: str,
+        specs: list[BlockSpec],
+        after: str | None,
+        actor: str,
+        at_start: bool = False,
     ) -> list[Block]:
         with self.lock:
             container = self.node(container_id)
@@ -614,7 +617,7 @@ class Workspace:
                 raise errors.validation("Cannot append children to a database.")
             if container.in_trash:
                 raise errors.archived_edit()
-            made = self._insert_blocks(container.id, specs, after, actor)
+            made = self._insert_blocks(container.id, specs, after, actor, at_start)
             self.touch(container.id, actor)
             return made
 
@@ -625,8 +628,6 @@ class Workspace:
                 if node.type in body:
                     if node.in_trash and trash is not False:
                         raise errors.archived_edit()
-                    from .blocks import update_payload
-
                     node.payload = update_payload(
                         node.type, node.payload, body[node.type], f"body.{node.type}"
                     )

@@ -166,3 +166,25 @@ def test_allow_async_answers_202_and_a_task(emulator: EmulatorServer, root: str)
     polled = httpx.get(f"{emulator.base_url}/v1/async_tasks/{task['id']}", headers=headers)
     assert polled.json()["status"] == "succeeded"
     assert polled.json()["result"]["markdown"] == "# Hello\nAsync"
+
+
+async def test_insert_at_start_and_after_selection(api: Any, root: str) -> None:
+    page = await new_page(api, root)
+    await call(
+        api.pages.update_markdown(
+            page, type="replace_content", replace_content={"new_str": "one\nthree"}
+        )
+    )
+    await call(
+        api.pages.update_markdown(
+            page,
+            type="insert_content",
+            insert_content={"content": "zero", "position": {"type": "start"}},
+        )
+    )
+    got = await call(
+        api.pages.update_markdown(
+            page, type="insert_content", insert_content={"content": "two", "after": "one...one"}
+        )
+    )
+    assert got["markdown"] == "zero\none\ntwo\nthree"
