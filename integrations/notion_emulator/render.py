@@ -13,17 +13,8 @@ from typing import Any
 from . import properties, richtext
 from .clock import iso_database, iso_millis, iso_minute
 from .ids import compact
-from .store import (
-    AsyncTask,
-    Block,
-    Comment,
-    Database,
-    DataSource,
-    Node,
-    Page,
-    User,
-    Workspace,
-)
+from .records import AsyncTask, Block, Comment, Database, DataSource, Node, Page, User
+from .store import Workspace
 
 APP_URL = "https://app.notion.com/p/"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from . import filters, render
 from .clock import floor_minute
+from .records import Page
 from .routing import Ctx, Result, Route, page_size, paginate, start_cursor
-from .store import Page
 
 
 def create_database(ctx: Ctx) -> Result:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import blocks, errors, markdown, properties, render, richtext
+from .records import Block, Database, Page
 from .routing import Ctx, Result, Route
-from .store import Block, Database, Page, Workspace
+from .store import Workspace
 
 MARKDOWN_OPERATION = "PATCH /v1/pages/:page_id/markdown"
 

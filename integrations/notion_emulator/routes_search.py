@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import errors, render
+from .records import DataSource, Node, Page
 from .routing import Bare, Ctx, Result, Route, page_size, paginate, start_cursor
-from .store import DataSource, Node, Page, Workspace
+from .store import Workspace
 
 
 def _live(ws: Workspace, node: Node) -> bool:
