@@ -1,9 +1,10 @@
 """create_app(): the emulator as one Starlette application.
 
 Every /v1 request goes through the same pipeline, in this order:
-traffic gate (rate limit, faults, latency; counts stats) -> bearer token ->
-Notion-Version header -> route match -> JSON body (size, syntax) -> path ids ->
-handler. Failures anywhere become Notion's error body with a request id.
+body bytes read (size limit) -> traffic gate (rate limit, faults, latency,
+timeouts; counts stats) -> bearer token -> Notion-Version header -> route match
+-> JSON parse -> path ids -> handler. Failures anywhere become Notion's error
+body with a request id.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
 
@@ -92,13 +93,17 @@ def _json_response(body: dict[str, Any], status: int, request_id: str) -> JSONRe
     return JSONResponse({**body, "request_id": request_id}, status_code=status)
 
 
-async def _read_body(request: Request) -> dict[str, Any]:
+async def _raw_body(request: Request) -> bytes:
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise _too_large(int(length))
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         raise _too_large(len(raw))
+    return raw
+
+
+def _parse_body(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
@@ -156,6 +161,17 @@ def create_app(
         route, raw_params, template = dispatcher.match(method, request.url.path)
         auth = request.headers.get("authorization", "")
         bearer = auth[7:] if auth.lower().startswith("bearer ") else None
+        raw: bytes | errors.NotionError = b""
+        try:
+            # Read the body before the gate: a request the gate holds past the
+            # client's timeout is still applied afterwards, which is the ambiguous
+            # "timed out but written" case idempotent delivery has to survive.
+            if method in ("POST", "PATCH"):
+                raw = await _raw_body(request)
+        except errors.NotionError as exc:
+            raw = exc
+        except ClientDisconnect:
+            return Response(status_code=499)
         rejected = await gate.admit(method, template, bearer)
         if rejected is not None:
             return rejected
@@ -166,8 +182,9 @@ def create_app(
                 raise errors.missing_version()
             if route is None:
                 raise errors.invalid_request_url()
-            body = await _read_body(request) if method in ("POST", "PATCH") else {}
-            ctx = Ctx(ws, _path_ids(raw_params), request.query_params, body, ws.bot.id)
+            if isinstance(raw, errors.NotionError):
+                raise raw
+            ctx = Ctx(ws, _path_ids(raw_params), request.query_params, _parse_body(raw), ws.bot.id)
             result = route.handler(ctx)
         except errors.NotionError as exc:
             return JSONResponse(exc.body(request_id), status_code=exc.status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -130,3 +131,23 @@ def test_control_errors_use_notion_bodies(emulator: EmulatorServer) -> None:
         f"{emulator.base_url}/_emulator/comments", json={"page_id": missing, "text": "x"}
     )
     assert response.status_code == 404 and response.json()["code"] == "object_not_found"
+
+
+def test_a_write_held_past_the_client_timeout_still_happens(
+    emulator: EmulatorServer, root: str
+) -> None:
+    control(emulator, "PUT", "/config", json={"timeout_rate": 1.0, "timeout_seconds": 0.4})
+    client = notion_client.Client(
+        auth=emulator.token, base_url=emulator.base_url, timeout_ms=100, retry=False
+    )
+    with pytest.raises(notion_client.errors.RequestTimeoutError):
+        client.pages.create(parent={"page_id": root}, properties={"title": [text("late")]})
+    control(emulator, "PUT", "/config", json={"timeout_rate": 0.0})
+    deadline = time.monotonic() + 3
+    titles: list[str] = []
+    while time.monotonic() < deadline and "late" not in titles:
+        time.sleep(0.05)
+        kids = notion_client.Client(auth=emulator.token, base_url=emulator.base_url)
+        listed = kids.blocks.children.list(root)["results"]
+        titles = [b["child_page"]["title"] for b in listed if b["type"] == "child_page"]
+    assert titles == ["late"]
