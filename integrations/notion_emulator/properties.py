@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import errors, richtext
-from .ids import parse_id
+from .ids import new_id, parse_id
 
 Schema = dict[str, dict[str, Any]]  # property id -> {"id","name","description","type",type: config}
 
@@ -47,7 +47,8 @@ def new_property_id() -> str:
 
 
 def new_option_id() -> str:
-    return "".join(_rng.choice(string.ascii_letters + string.digits) for _ in range(4))
+    # Select, multi-select and status options (and status groups) have UUID ids.
+    return new_id()
 
 
 def _option(raw: Any, path: str) -> dict[str, Any]:
