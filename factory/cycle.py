@@ -19,6 +19,7 @@ from factory.store import repo
 class CycleReport:
     ticks: list[TickReport] = field(default_factory=list)
     delivery: DrainReport = field(default_factory=DrainReport)
+    intake: object = None  # what the board's poll reported, if it has intake
 
     @property
     def transitions(self) -> int:
@@ -44,10 +45,11 @@ async def run_due(engine: Engine, limit: int = 100) -> list[TickReport]:
 
 
 async def run_cycle(engine: Engine, board: Board) -> CycleReport:
+    intake = await board.poll(engine.factories, engine.clock.now())
     ticks = await resume_answered(engine, board)
     ticks += await run_due(engine)
     delivery = await drain(engine.db, board, engine.clock.now())
-    return CycleReport(ticks, delivery)
+    return CycleReport(ticks, delivery, intake)
 
 
 async def run_task(engine: Engine, board: Board, task_id: str) -> CycleReport:

@@ -1,0 +1,116 @@
+"""`nfactory board setup` and `nfactory doctor`: make a board right, or say what is wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from integrations.notion import schema
+from integrations.notion.board import BoardRef, resolve_board
+from integrations.notion.client import NotionClient
+from integrations.notion.errors import NotionError
+
+DEFAULT_TITLE = "notion-factory board"
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    board: BoardRef
+    created: bool
+    repaired: list[str]
+    remaining: list[schema.SchemaProblem]
+
+
+async def setup_board(
+    client: NotionClient,
+    factory_ids: Iterable[str],
+    *,
+    board_id: str | None,
+    parent_page: str | None,
+    title: str = DEFAULT_TITLE,
+) -> SetupResult:
+    """Create a board under `parent_page`, or check and repair the board `board_id`."""
+    factory_ids = sorted(factory_ids)
+    if board_id is None:
+        if parent_page is None:
+            raise ValueError(
+                "no board yet: pass --parent-page PAGE_ID (a page shared with the integration) "
+                "to create one, or set NOTION_BOARD_ID to check an existing board"
+            )
+        database = await client.create_database(
+            parent_page, title, schema.initial_properties(factory_ids)
+        )
+        source = database["data_sources"][0]["id"]
+        return SetupResult(BoardRef(database["id"], source, title), True, [], [])
+    board = await resolve_board(client, board_id)
+    source = await client.retrieve_data_source(board.data_source_id)
+    properties = source.get("properties", {})
+    patch = schema.repair(properties, factory_ids)
+    repaired: list[str] = []
+    if patch:
+        source = await client.update_data_source(board.data_source_id, properties=patch)
+        repaired = [str(p) for p in schema.check(properties, factory_ids)]
+        properties = source.get("properties", {})
+    remaining = schema.check(properties, factory_ids)
+    return SetupResult(board, False, repaired, remaining)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+async def notion_checks(
+    client: NotionClient, board_id: str | None, factory_ids: Iterable[str]
+) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        me = await client.me()
+        checks.append(Check("token", True, f"integration {me.get('name') or me['id']}"))
+    except NotionError as exc:
+        return [Check("token", False, exc.hint or str(exc))]
+    if not board_id:
+        checks.append(
+            Check(
+                "board",
+                False,
+                "NOTION_BOARD_ID is not set: run `nfactory board setup "
+                "--parent-page PAGE_ID` and set it to the id it prints",
+            )
+        )
+        return checks
+    try:
+        board = await resolve_board(client, board_id)
+        source = await client.retrieve_data_source(board.data_source_id)
+        checks.append(Check("board", True, f"{board.title or 'untitled'} ({board.data_source_id})"))
+    except NotionError as exc:
+        checks.append(Check("board", False, exc.hint or str(exc)))
+        return checks
+    problems = schema.check(source.get("properties", {}), factory_ids)
+    checks.append(
+        Check("schema", not problems, "; ".join(str(p) for p in problems) or "all properties right")
+    )
+    checks.append(await _comments_check(client, board.data_source_id))
+    return checks
+
+
+async def _comments_check(client: NotionClient, data_source_id: str) -> Check:
+    """Reading comments needs a capability: try it on one card of the board."""
+    first = await client.query_page(data_source_id, page_size=1)
+    cards = first.get("results", [])
+    if not cards:
+        return Check("comments", True, "no cards yet to test reading comments on")
+    try:
+        await client.list_comments_page(cards[0]["id"], page_size=1)
+    except NotionError as exc:
+        if exc.status == 403:
+            return Check(
+                "comments",
+                False,
+                "the integration cannot read comments: enable 'Read comments' and "
+                "'Insert comments' in its capabilities",
+            )
+        raise
+    return Check("comments", True, "comments can be read")
