@@ -225,10 +225,12 @@ def _condition(kind: str, op: str, wanted: Any, now: datetime, path: str) -> Cal
 
         return select_test
     if kind == "multi_select" or kind in PEOPLE:
+        # Multi-select filters name options; people filters name users by id.
+        field = "name" if kind == "multi_select" else "id"
 
         def member_test(value: Any) -> bool:
             items = value if isinstance(value, list) else ([value] if value else [])
-            keys = {item.get("name") or item.get("id") for item in items}
+            keys = {item.get(field) for item in items}
             if op in ("is_empty", "is_not_empty"):
                 return (not keys) == (op == "is_empty")
             return (wanted in keys) == (op == "contains")
@@ -238,6 +240,8 @@ def _condition(kind: str, op: str, wanted: Any, now: datetime, path: str) -> Cal
     def date_test(value: Any) -> bool:
         if isinstance(value, datetime):
             actual: datetime | None = value
+        elif isinstance(value, str):  # created_time / last_edited_time properties
+            actual = _as_datetime(parse_iso(value))
         elif isinstance(value, dict) and value.get("start"):
             actual = _as_datetime(parse_iso(value["start"]))
         else:

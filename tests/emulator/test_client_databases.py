@@ -353,3 +353,39 @@ async def test_page_parent_accepts_only_the_title(api: Any, root: str) -> None:
             api.pages.create(parent={"page_id": root}, properties={"Name": {"title": [text("x")]}})
         )
     assert info.value.code == APIErrorCode.ValidationError
+
+
+async def test_people_and_time_property_filters(
+    api: Any, root: str, emulator: EmulatorServer
+) -> None:
+    clock = ManualClock(datetime(2026, 7, 1, 12, 0, tzinfo=UTC))
+    emulator.workspace.clock = clock
+    db = await call(
+        api.databases.create(
+            parent={"page_id": root},
+            title=[text("People")],
+            initial_data_source={
+                "properties": {
+                    "Name": {"title": {}},
+                    "Owner": {"people": {}},
+                    "Made": {"created_time": {}},
+                    "By": {"created_by": {}},
+                }
+            },
+        )
+    )
+    ds = db["data_sources"][0]["id"]
+    person = control(emulator, "POST", "/users", json={"name": "Owner"})
+    await add_card(api, ds, "mine", Owner={"people": [{"id": person["id"]}]})
+    clock.advance(3600)
+    await add_card(api, ds, "later")
+    owned = {"property": "Owner", "people": {"contains": person["id"]}}
+    assert await names(api, ds, filter=owned) == ["mine"]
+    made = {"property": "Made", "created_time": {"after": "2026-07-01T12:30:00Z"}}
+    assert await names(api, ds, filter=made) == ["later"]
+    bot = emulator.workspace.bot.id
+    by_bot = {"property": "By", "created_by": {"contains": bot}}
+    assert sorted(await names(api, ds, filter=by_bot)) == ["later", "mine"]
+    card = (await call(api.data_sources.query(ds)))["results"][0]["properties"]
+    assert card["Made"]["created_time"].endswith(":00.000Z")
+    assert card["By"]["created_by"]["id"] == bot
