@@ -3,9 +3,10 @@
 The authoring API::
 
     from factory import define_factory, action, orchestrate, loop, feedback, done, failed, blocked
-    from factory import Retries, Backoff
+    from factory import Retries, Backoff, command_agent
 """
 
+from factory.command import command_agent
 from factory.dsl import (
     Backoff,
     Factory,
@@ -31,6 +32,7 @@ __all__ = [
     "Retries",
     "action",
     "blocked",
+    "command_agent",
     "define_factory",
     "done",
     "failed",

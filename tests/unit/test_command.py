@@ -1,0 +1,48 @@
+"""Command agents: real subprocesses, exit codes, timeouts that kill."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from factory import command_agent
+from factory.results import AgentInput, parse_result
+
+
+def inp(**ctx: object) -> AgentInput:
+    return AgentInput("t", "title", "prompt", "context", dict(ctx), "s", "r", "k", 1)
+
+
+async def test_zero_exit_is_done_with_output_on_the_page(tmp_path: Path) -> None:
+    agent = command_agent(
+        [sys.executable, "-c", "import os; print('hello', os.getcwd(), os.environ['X'])"],
+        cwd=tmp_path,
+        env={"X": "42"},
+    )
+    result = parse_result(await agent(inp()), "s")
+    assert result.status == "done" and result.data == {"exit_code": 0}
+    assert f"hello {tmp_path} 42" in result.page and "exited with 0" in result.page
+
+
+async def test_non_zero_exit_fails_with_the_stderr_tail() -> None:
+    script = "import sys\nfor i in range(50): print(f'line {i}', file=sys.stderr)\nsys.exit(3)"
+    result = parse_result(await command_agent([sys.executable, "-c", script])(inp()), "s")
+    assert result.status == "failed" and result.data == {"exit_code": 3}
+    assert "exited with 3" in result.message
+    assert "line 49" in result.message and "line 29" not in result.message  # last 20 lines
+
+
+async def test_argv_may_come_from_the_input() -> None:
+    agent = command_agent(lambda i: [sys.executable, "-c", f"print({i.ctx['n']} * 2)"])
+    assert "\n84\n" in parse_result(await agent(inp(n=42)), "s").page
+
+
+async def test_timeout_kills_the_process_group_and_fails(tmp_path: Path) -> None:
+    marker = tmp_path / "child-survived"
+    # the child of the shell would write the marker after 2 s if it were not killed
+    script = f"sleep 2 && touch {marker}"
+    result = parse_result(await command_agent(["sh", "-c", script], timeout=0.3)(inp()), "s")
+    assert result.status == "failed" and "timed out after 0.3 s" in result.message
+    await asyncio.sleep(2.2)
+    assert not marker.exists()
