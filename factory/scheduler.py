@@ -1,0 +1,216 @@
+"""The long-lived worker behind `nfactory start`: APScheduler jobs over one board.
+
+Jobs (each max_instances=1 and coalesced, so a slow run never stacks up):
+- intake: poll the board for new and changed cards;
+- dispatch: start ticks for due cards, at most `concurrency` at once, oldest
+  first, so a card that yields goes to the back of the line;
+- feedback: look for human replies on cards waiting in feedback;
+- deliver: drain the outbox to the board.
+
+Ticks run as their own asyncio tasks, not inside the dispatch job, so a long
+agent never delays polling, delivery or other cards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from factory.board import Board
+from factory.cycle import resume_answered
+from factory.engine import Engine, TickReport
+from factory.outbox import DrainReport, drain
+from factory.store import repo
+
+log = logging.getLogger("nfactory.worker")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    poll_seconds: float = 10.0
+    concurrency: int = 4
+    deliver_seconds: float = 1.0
+    dispatch_seconds: float = 1.0
+    shutdown_grace_seconds: float = 30.0
+
+
+@dataclass
+class WorkerStats:
+    """What the live view and /metrics show."""
+
+    started_at: float = field(default_factory=time.monotonic)
+    ticks: int = 0
+    transitions: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    delivered: int = 0
+    delivery_failures: int = 0
+    lease_takeovers: int = 0
+    polls: int = 0
+    last_errors: list[str] = field(default_factory=list)
+    running: dict[str, tuple[str, float]] = field(default_factory=dict)  # task -> (step, since)
+
+    def error(self, message: str) -> None:
+        self.last_errors = [*self.last_errors[-9:], f"{datetime.now(UTC):%H:%M:%S} {message}"]
+
+
+class Worker:
+    def __init__(
+        self,
+        engine: Engine,
+        board: Board,
+        config: WorkerConfig,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.board = board
+        self.config = config
+        self.stats = WorkerStats()
+        self.on_change = on_change or (lambda: None)
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.inflight: dict[str, asyncio.Task[TickReport]] = {}
+        self.accepting = True
+        self.stopped = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        now = datetime.now(UTC)
+        jobs: list[tuple[str, Callable[[], object], float]] = [
+            ("intake", self.intake, self.config.poll_seconds),
+            ("feedback", self.feedback, self.config.poll_seconds),
+            ("dispatch", self.dispatch, self.config.dispatch_seconds),
+            ("deliver", self.deliver, self.config.deliver_seconds),
+        ]
+        for job_id, fn, seconds in jobs:
+            self.scheduler.add_job(
+                fn,
+                "interval",
+                seconds=seconds,
+                id=job_id,
+                max_instances=1,
+                coalesce=True,
+                next_run_time=now,
+                misfire_grace_time=None,
+            )
+        self.scheduler.start()
+
+    def wake(self, job_id: str) -> None:
+        """Run a job now (a webhook said something changed); polling still reconciles."""
+        job = self.scheduler.get_job(job_id)
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
+
+    async def stop(self, grace: float | None = None) -> None:
+        """No new claims; running ticks get `grace` seconds; then flush the outbox."""
+        grace = self.config.shutdown_grace_seconds if grace is None else grace
+        self.accepting = False
+        self.scheduler.shutdown(wait=False)
+        pending = list(self.inflight.values())
+        if pending:
+            log.info("waiting up to %.0fs for %d running card(s)", grace, len(pending))
+            _done, late = await asyncio.wait(pending, timeout=grace)
+            for task in late:
+                task.cancel()  # the tick's finally releases its lease; nothing half-written
+            if late:
+                await asyncio.wait(late, timeout=5)
+        await self.deliver()
+        self.stopped.set()
+
+    # -- jobs ------------------------------------------------------------------------
+
+    async def intake(self) -> None:
+        if not self.accepting:
+            return
+        try:
+            await self.board.poll(self.engine.factories, self.engine.clock.now())
+            self.stats.polls += 1
+        except Exception as exc:
+            self._failed("intake", exc)
+        await self.dispatch()
+
+    async def feedback(self) -> None:
+        if not self.accepting:
+            return
+        try:
+            for report in await resume_answered(self.engine, self.board):
+                self._count(report)
+        except Exception as exc:
+            self._failed("feedback", exc)
+
+    async def dispatch(self) -> None:
+        free = self.config.concurrency - len(self.inflight)
+        if not self.accepting or free <= 0:
+            return
+        try:
+            due = await asyncio.to_thread(self._due, free + len(self.inflight))
+        except Exception as exc:
+            self._failed("dispatch", exc)
+            return
+        for task_id in due:
+            if len(self.inflight) >= self.config.concurrency:
+                break
+            if task_id in self.inflight:
+                continue
+            self.inflight[task_id] = asyncio.create_task(self._tick(task_id))
+
+    def _due(self, limit: int) -> list[str]:
+        with self.engine.db.connect() as conn:
+            return repo.runnable_task_ids(conn, self.engine.clock.now(), limit)
+
+    async def _tick(self, task_id: str) -> TickReport:
+        self.stats.running[task_id] = ("", time.monotonic())
+        self.on_change()
+        try:
+            report = await self.engine.tick(task_id)
+            self._count(report)
+            return report
+        except Exception as exc:
+            self._failed(f"tick {task_id[:8]}", exc)
+            raise
+        finally:
+            self.inflight.pop(task_id, None)
+            self.stats.running.pop(task_id, None)
+            self.on_change()
+            if self.accepting:
+                # a finished tick frees a slot: fill it now rather than at the next interval
+                asyncio.get_running_loop().call_soon(self.wake, "dispatch")
+                asyncio.get_running_loop().call_soon(self.wake, "deliver")
+
+    async def deliver(self) -> DrainReport:
+        try:
+            report = await drain(self.engine.db, self.board, self.engine.clock.now())
+        except Exception as exc:
+            self._failed("deliver", exc)
+            return DrainReport()
+        self.stats.delivered += report.delivered
+        self.stats.delivery_failures += report.failed
+        if report.delivered or report.failed:
+            self.on_change()
+        return report
+
+    # -- bookkeeping -----------------------------------------------------------------
+
+    def _count(self, report: TickReport) -> None:
+        self.stats.ticks += 1
+        self.stats.transitions += report.transitions
+        self.stats.outcomes[report.outcome] = self.stats.outcomes.get(report.outcome, 0) + 1
+        if report.outcome == "lease_lost":
+            self.stats.lease_takeovers += 1
+
+    def _failed(self, where: str, exc: BaseException) -> None:
+        log.warning("%s failed: %s", where, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        self.stats.error(f"{where}: {exc}")
+
+
+async def run_until_stopped(worker: Worker, stop_requested: asyncio.Event) -> None:
+    worker.start()
+    await stop_requested.wait()
+    with contextlib.suppress(asyncio.CancelledError):
+        await worker.stop()
