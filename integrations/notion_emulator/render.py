@@ -19,6 +19,23 @@ from .store import Workspace
 APP_URL = "https://app.notion.com/p/"
 
 
+def with_mentions(ws: Workspace, value: Any) -> Any:
+    """Fill user mentions' `plain_text` ("@Name") from the workspace's current users.
+
+    Rich text is validated without access to the workspace, so names are looked
+    up when rendering, which also follows renames as Notion does.
+    """
+    if isinstance(value, list):
+        return [with_mentions(ws, item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    mention = value.get("mention")
+    if value.get("type") == "mention" and isinstance(mention, dict) and "user" in mention:
+        name = ws.user_name(mention["user"]["id"]) or ""
+        return {**value, "plain_text": f"@{name}"}
+    return {key: with_mentions(ws, item) for key, item in value.items()}
+
+
 def partial_user(user_id: str) -> dict[str, Any]:
     return {"object": "user", "id": user_id}
 
@@ -75,6 +92,8 @@ def property_value(ws: Workspace, page: Page, entry: dict[str, Any]) -> dict[str
         payload = properties.current_options(entry, payload)
         if kind == "people":
             payload = [user_or_partial(ws, uid) for uid in payload]
+        elif kind in ("title", "rich_text"):
+            payload = with_mentions(ws, payload)
     return {"id": entry["id"], "type": kind, kind: payload}
 
 
@@ -159,7 +178,7 @@ def data_source(ws: Workspace, found: DataSource) -> dict[str, Any]:
 def block(ws: Workspace, node: Node) -> dict[str, Any]:
     """Any node seen through the block endpoints: blocks, child pages, child databases."""
     if isinstance(node, Block):
-        kind, payload = node.type, copy.deepcopy(node.payload)
+        kind, payload = node.type, with_mentions(ws, copy.deepcopy(node.payload))
     elif isinstance(node, Page):
         kind, payload = "child_page", {"title": ws.title_of(node)}
     else:
@@ -197,7 +216,7 @@ def comment(ws: Workspace, found: Comment) -> dict[str, Any]:
         "created_time": iso_minute(found.created_time),
         "last_edited_time": iso_minute(found.last_edited_time),
         "created_by": partial_user(found.created_by),
-        "rich_text": copy.deepcopy(found.rich_text),
+        "rich_text": with_mentions(ws, copy.deepcopy(found.rich_text)),
         "display_name": {
             "type": "integration" if is_bot else "user",
             "resolved_name": author.name if author else None,

@@ -93,7 +93,7 @@ def _text(raw: Any, path: str) -> tuple[dict[str, Any], str, str | None]:
     return {"content": content, "link": {"url": url} if url else None}, content, url
 
 
-def _mention(raw: Any, path: str, user_name: Any) -> tuple[dict[str, Any], str]:
+def _mention(raw: Any, path: str) -> tuple[dict[str, Any], str]:
     if not isinstance(raw, dict):
         raise errors.body_invalid(path, "should be an object", raw)
     kind = raw.get("type") or next(
@@ -114,8 +114,8 @@ def _mention(raw: Any, path: str, user_name: Any) -> tuple[dict[str, Any], str]:
         value = raw.get("user")
         if not isinstance(value, dict) or not isinstance(value.get("id"), str):
             raise errors.body_invalid(f"{path}.user", "should be an object", value)
-        name = user_name(value["id"]) if callable(user_name) else None
-        return {"type": "user", "user": {"object": "user", "id": value["id"]}}, f"@{name or ''}"
+        # render.with_mentions fills in the name: it needs the workspace's users.
+        return {"type": "user", "user": {"object": "user", "id": value["id"]}}, "@"
     if kind in ("page", "database"):
         value = raw.get(kind)
         if not isinstance(value, dict) or not isinstance(value.get("id"), str):
@@ -124,7 +124,7 @@ def _mention(raw: Any, path: str, user_name: Any) -> tuple[dict[str, Any], str]:
     raise errors.body_invalid(path, "should be a supported mention", raw)
 
 
-def normalize_item(raw: Any, path: str, user_name: Any = None) -> dict[str, Any]:
+def normalize_item(raw: Any, path: str) -> dict[str, Any]:
     """One request rich text item to its response form."""
     if not isinstance(raw, dict):
         raise errors.body_invalid(path, "should be an object", raw)
@@ -154,7 +154,7 @@ def normalize_item(raw: Any, path: str, user_name: Any = None) -> dict[str, Any]
             "href": None,
         }
     if kind == "mention":
-        mention, plain = _mention(raw.get("mention"), f"{path}.mention", user_name)
+        mention, plain = _mention(raw.get("mention"), f"{path}.mention")
         mention.pop("href", None)
         return {
             "type": "mention",
@@ -168,9 +168,9 @@ def normalize_item(raw: Any, path: str, user_name: Any = None) -> dict[str, Any]
     )
 
 
-def normalize(raw: Any, path: str, user_name: Any = None) -> list[dict[str, Any]]:
+def normalize(raw: Any, path: str) -> list[dict[str, Any]]:
     items = check_array(raw, path)
-    return [normalize_item(item, f"{path}[{i}]", user_name) for i, item in enumerate(items)]
+    return [normalize_item(item, f"{path}[{i}]") for i, item in enumerate(items)]
 
 
 def plain_text(items: list[dict[str, Any]]) -> str:

@@ -20,7 +20,7 @@ def comment_text(body: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(body["markdown"], str):
             raise errors.body_invalid("body.markdown", "should be a string", body["markdown"])
         return markdown.parse_inline(body["markdown"])
-    return richtext.normalize(body["rich_text"], "body.rich_text", None)
+    return richtext.normalize(body["rich_text"], "body.rich_text")
 
 
 def list_comments(ctx: Ctx) -> Result:

@@ -105,3 +105,18 @@ async def test_no_new_discussion_on_a_block(api: Any, root: str) -> None:
             )
         )
     assert info.value.code == APIErrorCode.ValidationError
+
+
+async def test_user_mentions_render_the_name(api: Any, root: str, emulator: EmulatorServer) -> None:
+    person = control(emulator, "POST", "/users", json={"name": "Dana"})
+    made = await call(
+        api.comments.create(
+            parent={"page_id": root},
+            rich_text=[{"mention": {"user": {"id": person["id"]}}}, text(" please look")],
+        )
+    )
+    assert made["rich_text"][0]["plain_text"] == "@Dana"
+    assert made["rich_text"][0]["mention"] == {
+        "type": "user",
+        "user": {"object": "user", "id": person["id"]},
+    }
