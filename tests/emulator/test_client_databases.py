@@ -389,3 +389,50 @@ async def test_people_and_time_property_filters(
     card = (await call(api.data_sources.query(ds)))["results"][0]["properties"]
     assert card["Made"]["created_time"].endswith(":00.000Z")
     assert card["By"]["created_by"]["id"] == bot
+
+
+async def test_update_database_and_add_a_data_source(api: Any, root: str) -> None:
+    db, first = await make_board(api, root)
+    updated = await call(
+        api.databases.update(
+            db["id"], title=[text("Renamed board")], icon={"type": "emoji", "emoji": "🔥"}
+        )
+    )
+    assert updated["title"][0]["plain_text"] == "Renamed board"
+    assert updated["icon"] == {"type": "emoji", "emoji": "🔥"}
+    second = await call(
+        api.data_sources.create(
+            parent={"type": "database_id", "database_id": db["id"]},
+            title=[text("Second")],
+            properties={"Title": {"title": {}}, "Count": {"number": {}}},
+        )
+    )
+    listed = (await call(api.databases.retrieve(db["id"])))["data_sources"]
+    assert [d["id"] for d in listed] == [first, second["id"]]
+    card = await call(
+        api.pages.create(
+            parent={"data_source_id": second["id"]},
+            properties={"Title": {"title": [text("x")]}, "Count": {"number": 2}},
+        )
+    )
+    item = await call(api.pages.properties.retrieve(card["id"], card["properties"]["Count"]["id"]))
+    assert item == {
+        "object": "property_item",
+        "id": card["properties"]["Count"]["id"],
+        "type": "number",
+        "number": 2,
+        "request_id": item["request_id"],
+    }
+    # A database parent resolves to its first data source, as in 2025-09-03.
+    via_db = await call(
+        api.pages.create(
+            parent={"database_id": db["id"]}, properties={"Name": {"title": [text("y")]}}
+        )
+    )
+    assert via_db["parent"] == {
+        "type": "data_source_id",
+        "data_source_id": first,
+        "database_id": db["id"],
+    }
+    trashed = await call(api.data_sources.update(second["id"], in_trash=True))
+    assert trashed["in_trash"] is True
