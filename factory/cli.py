@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from factory.cycle import CycleReport, run_cycle, run_task
@@ -49,10 +50,16 @@ def command(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except EXPECTED as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(one_line(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def one_line(exc: BaseException) -> str:
+    """The reason on one line: database drivers report over several and add a docs link."""
+    lines = (line.strip() for line in str(exc).splitlines())
+    return " ".join(x for x in lines if x and not x.startswith("(Background on this error"))
 
 
 def runtime() -> Runtime:
@@ -71,7 +78,9 @@ def _json_default(value: Any) -> Any:
 
 def _problems_line(rt: Runtime) -> None:
     for problem in rt.catalog.errors:
-        err.print(f"[yellow]warning:[/yellow] {problem}", highlight=False, soft_wrap=True)
+        err.print(
+            f"[yellow]warning:[/yellow] {escape(str(problem))}", highlight=False, soft_wrap=True
+        )
 
 
 @app.command()
@@ -98,11 +107,12 @@ def factories(as_json: JsonOpt = False) -> None:
     else:
         table = Table("factory", "start", "states", "source")
         for f in catalog.factories.values():
-            table.add_row(f.id, f.start, str(len(f.states)), f.source)
+            table.add_row(escape(f.id), escape(f.start), str(len(f.states)), escape(f.source))
         out.print(table)
         for p in catalog.problems:
             colour = "red" if p.severity == "error" else "yellow"
-            out.print(f"[{colour}]{p.severity}[/{colour}] {p.path}: {p.message}", highlight=False)
+            text = escape(f"{p.path}: {p.message}")
+            out.print(f"[{colour}]{p.severity}[/{colour}] {text}", highlight=False)
     if catalog.errors:
         raise typer.Exit(1)
 
@@ -156,9 +166,9 @@ def run(task: TaskOpt) -> None:
     _print_cycle(rt, report)
     with rt.db.connect() as conn:
         final = repo.get_task(conn, task_id)
-    out.print(f"task {task_id}: [bold]{final.status}[/bold] at {final.step or '-'}")
+    out.print(f"task {task_id}: [bold]{final.status}[/bold] at {escape(final.step or '-')}")
     if final.last_error and final.status in ("failed", "blocked"):
-        out.print(f"error: {final.last_error}", highlight=False)
+        out.print(f"error: {escape(final.last_error)}", highlight=False)
 
 
 @app.command()
@@ -176,7 +186,7 @@ def _print_cycle(rt: Runtime, report: CycleReport) -> None:
         out.print("nothing to do")
     for t in report.ticks:
         line = f"{t.task_id[:8]}  {t.outcome:<10} {t.transitions:>3} transitions  {t.status}"
-        out.print(line + (f"  ({t.detail})" if t.detail else ""), highlight=False)
+        out.print(escape(line + (f"  ({t.detail})" if t.detail else "")), highlight=False)
     d = report.delivery
     out.print(
         f"effects: {d.delivered} delivered, {d.superseded} coalesced, {d.failed} failed, "
@@ -216,12 +226,12 @@ def status(as_json: JsonOpt = False) -> None:
     for d in docs:
         table.add_row(
             d["id"][:8],
-            d["title"],
-            d["factory"],
-            f"{d['status']} ({d['step']})" if d["step"] else d["status"],
-            d["column"] or "-",
+            escape(d["title"]),
+            escape(d["factory"]),
+            escape(f"{d['status']} ({d['step']})" if d["step"] else d["status"]),
+            escape(d["column"] or "-"),
             str(d["attempts"]),
-            (d["last_error"] or "")[:60],
+            escape((d["last_error"] or "")[:60]),
             f"{d['updated_at']:%Y-%m-%d %H:%M:%S}",
         )
     out.print(table)
@@ -242,14 +252,14 @@ def history(task: TaskOpt, as_json: JsonOpt = False) -> None:
     for r in rows:
         table.add_row(
             str(r["seq"]),
-            r["from_state"],
-            r["to_state"],
-            r["event"],
-            r["reason"],
+            escape(r["from_state"]),
+            escape(r["to_state"]),
+            escape(r["event"]),
+            escape(r["reason"]),
             str(r["attempt"]),
             "" if r["loop_iteration"] is None else str(r["loop_iteration"]),
             f"{r['committed_at']:%H:%M:%S}",
-            (r["error"] or r["message"] or "")[:60],
+            escape((r["error"] or r["message"] or "")[:60]),
         )
     out.print(table)
 
