@@ -52,7 +52,11 @@ def module_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]
             files.append(path)
         else:
             problems.append(Problem(str(path), "workflow path does not exist or is not a .py file"))
-    return files, problems
+    # overlapping paths (a folder and a file in it, a folder listed twice) load each file once
+    unique: dict[Path, Path] = {}
+    for file in files:
+        unique.setdefault(file.resolve(), file)
+    return list(unique.values()), problems
 
 
 def load_factories(paths: Iterable[str | Path]) -> Catalog:
