@@ -1,0 +1,235 @@
+"""The `nfactory` command line, driven as a user drives it: a real process, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NFACTORY = Path(sys.executable).with_name("nfactory")
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def clean_env(tmp: Path, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NFACTORY_")}
+    env.update(
+        NFACTORY_DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite'}",
+        NFACTORY_WORKFLOWS=str(REPO / "workflows"),
+        COLUMNS="200",
+    )
+    env.update(settings)
+    return env
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """Run `nfactory ARGS` in a fresh folder with its own database."""
+
+    def run(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(NFACTORY), *args],
+            cwd=tmp_path,
+            env=clean_env(tmp_path, **settings),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    return run
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr}{result.stdout}"
+    return result.stdout
+
+
+def one_json(result: subprocess.CompletedProcess[str]) -> Any:
+    """stdout is exactly one JSON document (json.loads refuses trailing text)."""
+    return json.loads(ok(result))
+
+
+def create(cli: Cli, factory: str, title: str, body: str = "", **settings: str) -> str:
+    args = ("task", "create", "--factory", factory, "--title", title, "--body", body)
+    out = ok(cli(*args, **settings))
+    task_id = out.strip()
+    assert UUID.match(task_id), f"task create printed {out!r}, not just an id"
+    return task_id
+
+
+def test_help_lists_the_commands(cli: Cli) -> None:
+    out = ok(cli("--help"))
+    listed = set(re.findall(r"^│ (\w+) ", out, flags=re.MULTILINE))
+    expected = {"run", "tick", "status", "history", "factories", "task", "emulator", "demo"}
+    assert expected <= listed, out
+    assert {"create", "reply"} <= set(re.findall(r"^│ (\w+) ", ok(cli("task", "--help")), re.M))
+
+
+def test_writing_card_pauses_for_feedback_and_finishes_after_a_reply(cli: Cli) -> None:
+    task_id = create(cli, "writing", "Release notes", "Summarise the changes")
+
+    out = ok(cli("run", "--task", task_id[:8]))  # the id prefix `status` shows works too
+    assert f"task {task_id}: feedback at approval" in out
+
+    (card,) = one_json(cli("status", "--json"))["tasks"]
+    assert card["id"] == task_id and card["title"] == "Release notes"
+    assert (card["factory"], card["status"], card["step"]) == ("writing", "feedback", "approval")
+    assert card["column"] == "Feedback" and card["last_error"] is None
+
+    doc = one_json(cli("history", "--task", task_id, "--json"))
+    assert doc["task_id"] == task_id
+    hops = [(t["from_state"], t["to_state"]) for t in doc["transitions"]]
+    assert hops[0] == ("draft", "polish")
+    assert hops[-2:] == [("polish", "ask_approval"), ("ask_approval", "approval")]
+    assert [t["seq"] for t in doc["transitions"]] == list(range(1, len(hops) + 1))
+
+    # a tick before anyone answers changes nothing
+    ok(cli("tick"))
+    assert len(one_json(cli("history", "--task", task_id, "--json"))["transitions"]) == len(hops)
+
+    ok(cli("task", "reply", "--task", task_id, "--text", "Looks good, approve", "--author", "ann"))
+    out = ok(cli("tick"))
+    assert re.search(rf"{task_id[:8]}\s+finished\s+3 transitions\s+done", out), out
+
+    (card,) = one_json(cli("status", "--json"))["tasks"]
+    assert (card["status"], card["step"], card["column"]) == ("done", "done", "Done")
+    after = one_json(cli("history", "--task", task_id, "--json"))["transitions"]
+    assert [(t["from_state"], t["to_state"], t["reason"]) for t in after[len(hops) :]] == [
+        ("approval", "ask_approval", "feedback.reply"),
+        ("ask_approval", "publish", "action.done"),
+        ("publish", "done", "action.done"),
+    ]
+    assert card["transitions"] == len(after)
+    # the reply was consumed: another cycle finds nothing to do
+    assert "nothing to do" in ok(cli("tick"))
+
+
+def test_triage_ends_done_for_a_bug_and_blocked_for_a_card_without_keywords(cli: Cli) -> None:
+    bug = create(cli, "triage", "Export crashes with an error", "Broken since 2.3")
+    vague = create(cli, "triage", "Quarterly offsite")
+    out = ok(cli("tick"))
+    assert "finished" in out
+
+    cards = {c["id"]: c for c in one_json(cli("status", "--json"))["tasks"]}
+    assert (cards[bug]["status"], cards[bug]["step"], cards[bug]["column"]) == (
+        "done",
+        "done",
+        "Done",
+    )
+    assert (cards[vague]["status"], cards[vague]["step"], cards[vague]["column"]) == (
+        "blocked",
+        "needs_detail",
+        "Blocked",
+    )
+    route = [
+        (t["from_state"], t["to_state"])
+        for t in one_json(cli("history", "--task", bug, "--json"))["transitions"]
+    ]
+    assert route == [("classify", "route"), ("route", "bug"), ("bug", "done")]
+
+
+def test_factories_json_lists_the_bundled_factories(cli: Cli) -> None:
+    doc = one_json(cli("factories", "--json"))
+    by_id = {f["id"]: f for f in doc["factories"]}
+    assert set(by_id) == {"triage", "writing"}
+    assert by_id["writing"]["start"] == "draft"
+    assert "approval" in by_id["writing"]["states"]
+    assert by_id["triage"]["source"] == str(REPO / "workflows" / "triage.py")
+    assert doc["problems"] == []
+
+
+def test_failures_exit_non_zero_with_one_line_on_stderr(cli: Cli, tmp_path: Path) -> None:
+    queued = create(cli, "writing", "Not yet asked anything")
+    cases: list[tuple[tuple[str, ...], dict[str, str], str]] = [
+        (("history", "--task", "no-such-task"), {}, "no task with id 'no-such-task'"),
+        (("run", "--task", "0000"), {}, "no task with id '0000'"),
+        # what a person typed is shown as typed, never read as terminal markup
+        (("history", "--task", "[/x]"), {}, "no task with id '[/x]'"),
+        (
+            ("task", "create", "--factory", "nope", "--title", "x"),
+            {},
+            "unknown factory 'nope'; known factories: triage, writing",
+        ),
+        (
+            ("task", "reply", "--task", queued, "--text", "hello"),
+            {},
+            "is queued, not waiting for feedback",
+        ),
+        (("status",), {"NFACTORY_LEASE_SECONDS": "abc"}, "NFACTORY_LEASE_SECONDS"),
+        (
+            ("tick",),
+            {"NFACTORY_MAX_TRANSITIONS_PER_TICK": "0"},
+            "NFACTORY_MAX_TRANSITIONS_PER_TICK",
+        ),
+        (("status",), {"NFACTORY_DATABASE_URL": "not a url"}, "NFACTORY_DATABASE_URL"),
+        (("status",), {"NFACTORY_DATABASE_URL": "mysql://h/db"}, "NFACTORY_DATABASE_URL"),
+        # a server that does not answer: the driver's multi-line report must become one line
+        (
+            ("status",),
+            {"NFACTORY_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nowhere"},
+            "cannot migrate database",
+        ),
+    ]
+    # independent commands: run them at once, a second instead of ten
+    procs = [
+        subprocess.Popen(
+            [str(NFACTORY), *args],
+            cwd=tmp_path,
+            env=clean_env(tmp_path, **settings),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args, settings, _ in cases
+    ]
+    for proc, (args, _, reason) in zip(procs, cases, strict=True):
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1, (args, proc.returncode, out, err)
+        lines = err.splitlines()
+        assert len(lines) == 1, f"{args}: stderr is not one line: {err!r}"
+        assert lines[0].startswith("error: ") and reason in lines[0], (args, err)
+        assert "Traceback" not in out + err
+
+
+def test_a_broken_workflow_module_does_not_hide_the_others(cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "triage.py").write_text((REPO / "workflows" / "triage.py").read_text())
+    broken = folder / "broken.py"
+    broken.write_text("from factory import define_factory\n\nimport no_such_dependency\n")
+    settings = {"NFACTORY_WORKFLOWS": str(folder)}
+
+    result = cli("factories", "--json", **settings)
+    assert result.returncode == 1, "a folder with an import error must be reported as failing"
+    doc = json.loads(result.stdout)
+    assert [f["id"] for f in doc["factories"]] == ["triage"]
+    (problem,) = doc["problems"]
+    assert problem["path"] == str(broken) and problem["severity"] == "error"
+    assert (
+        "ModuleNotFoundError" in problem["message"] and "no_such_dependency" in problem["message"]
+    )
+    assert "line 3" in problem["message"]
+
+    # the good factory still works end to end, and the broken module is reported on stderr
+    task_id = create(cli, "triage", "Add a CSV export feature", **settings)
+    run = cli("run", "--task", task_id, **settings)
+    assert f"task {task_id}: done at done" in ok(run)
+    assert str(broken) in run.stderr and "no_such_dependency" in run.stderr
+
+
+def test_tables_show_card_text_verbatim(cli: Cli) -> None:
+    """Titles come from people: text that looks like terminal markup is shown as typed."""
+    title = "Fix [/b] closing and [bold]raw[/bold] tags"
+    task_id = create(cli, "triage", title)
+    assert "finished" in ok(cli("run", "--task", task_id))
+    assert title in ok(cli("status"))
+    assert "needs_detail" in ok(cli("history", "--task", task_id))
