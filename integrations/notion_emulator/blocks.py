@@ -104,7 +104,9 @@ def normalize_block(raw: Any, path: str, depth: int) -> BlockSpec:
     kids = body.get("children")
     if kids is not None:
         kids_path = f"{path}.{kind}.children"
-        if depth >= MAX_NESTING or kind not in NESTABLE:
+        # Headings take children only when they are toggles.
+        nestable = kind in NESTABLE or (kind.startswith("heading_") and payload["is_toggleable"])
+        if depth >= MAX_NESTING or not nestable:
             raise errors.body_invalid(kids_path, "should be not present", kids)
         items = richtext.check_array(kids, kids_path, MAX_BLOCKS_PER_APPEND)
         spec.children = [

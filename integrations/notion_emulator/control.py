@@ -135,6 +135,19 @@ async def add_comment(request: Request) -> JSONResponse:
         return _error(exc)
 
 
+async def add_page(request: Request) -> JSONResponse:
+    """A person creates a page, e.g. adds a card to a board: `{parent, properties, user_id?}`."""
+    try:
+        body = await _json(request)
+        ws = _ws(request)
+        with ws.lock:
+            actor = _person(ws, body)
+            page = ws.create_page(body.get("parent"), body.get("properties"), [], actor)
+            return JSONResponse(render.page(ws, page))
+    except errors.NotionError as exc:
+        return _error(exc)
+
+
 async def edit_page(request: Request) -> JSONResponse:
     try:
         body = await _json(request)
@@ -157,5 +170,6 @@ ROUTES = [
     Route("/_emulator/stats", stats, methods=["GET"]),
     Route("/_emulator/users", add_user, methods=["POST"]),
     Route("/_emulator/comments", add_comment, methods=["POST"]),
+    Route("/_emulator/pages", add_page, methods=["POST"]),
     Route("/_emulator/pages/{page_id}", edit_page, methods=["PATCH"]),
 ]

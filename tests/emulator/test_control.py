@@ -151,3 +151,43 @@ def test_a_write_held_past_the_client_timeout_still_happens(
         listed = kids.blocks.children.list(root)["results"]
         titles = [b["child_page"]["title"] for b in listed if b["type"] == "child_page"]
     assert titles == ["late"]
+
+
+def test_person_adds_a_card(
+    emulator: EmulatorServer, notion: Any, root: str, events: list[Any]
+) -> None:
+    db = notion.databases.create(parent={"page_id": root}, title=[text("Board")])
+    ds = db["data_sources"][0]["id"]
+    card = control(
+        emulator,
+        "POST",
+        "/pages",
+        json={"parent": {"data_source_id": ds}, "properties": {"Name": {"title": [text("t")]}}},
+    )
+    assert card["created_by"]["id"] == emulator.workspace.person.id
+    found = notion.data_sources.query(ds)["results"]
+    assert [p["id"] for p in found] == [card["id"]]
+    assert events[-1][0] == "page.created" and events[-1][2] == [
+        {"id": emulator.workspace.person.id, "type": "person"}
+    ]
+
+
+def test_toggleable_headings_take_children(notion: Any, root: str) -> None:
+    made = notion.blocks.children.append(
+        root,
+        children=[
+            {
+                "heading_2": {
+                    "rich_text": [text("Section")],
+                    "is_toggleable": True,
+                    "children": [{"paragraph": {"rich_text": [text("inside")]}}],
+                }
+            }
+        ],
+    )
+    assert made["results"][0]["has_children"] is True
+    with pytest.raises(notion_client.APIResponseError):
+        notion.blocks.children.append(
+            root,
+            children=[{"heading_2": {"rich_text": [], "children": [{"divider": {}}]}}],
+        )
