@@ -96,7 +96,10 @@ class Engine:
             self.config.lease_seconds,
         )
         if lease is None:
-            owner, until = await asyncio.to_thread(holder, self.db, task_id)
+            held = await asyncio.to_thread(holder, self.db, task_id)
+            if held is None:
+                raise repo.NotFound(f"no task with id {task_id!r}")
+            owner, until = held
             if strict:
                 raise LeaseHeld(task_id, owner, until)
             return TickReport(task_id, "busy", detail=f"leased by {owner}")

@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     worker_id: str = Field(default_factory=default_worker_id, min_length=1, max_length=200)
     # Retry backoffs up to this long are waited out inside the tick; longer ones
     # end the tick and the task becomes runnable again once the delay is over.
-    max_inline_backoff_seconds: float = Field(default=10.0, ge=0.0)
+    max_inline_backoff_seconds: float = Field(default=10.0, ge=0.0, le=3600.0)
 
     @field_validator("workflows", mode="before")
     @classmethod

@@ -66,12 +66,13 @@ def claim(engine: Engine, task_id: str, owner: str, now: datetime, ttl: float) -
     return None if epoch is None else Lease(task_id, owner, epoch, expires)
 
 
-def holder(engine: Engine, task_id: str) -> tuple[str | None, datetime | None]:
+def holder(engine: Engine, task_id: str) -> tuple[str | None, datetime | None] | None:
+    """(owner, expiry) of the task's lease, or None when there is no such task."""
     with engine.begin() as conn:
         row = conn.execute(
             select(tasks.c.lease_owner, tasks.c.lease_expires_at).where(tasks.c.id == task_id)
         ).one_or_none()
-    return (None, None) if row is None else (row.lease_owner, row.lease_expires_at)
+    return None if row is None else (row.lease_owner, row.lease_expires_at)
 
 
 def held_by(lease: Lease):  # type: ignore[no-untyped-def]

@@ -446,3 +446,9 @@ async def test_a_finished_task_is_left_alone(db: Database) -> None:
     assert (await engine.tick(tid)).outcome == "finished"
     assert (await engine.tick(tid)).outcome == "idle"
     assert len(path(db, tid)) == 1
+
+
+async def test_ticking_a_task_that_does_not_exist_says_so(db: Database) -> None:
+    engine = make_engine(db, define_factory(id="one", start="e", states={"e": done()}))
+    with pytest.raises(repo.NotFound, match="no task with id 'nope'"):
+        await engine.tick("nope")
