@@ -105,3 +105,8 @@ async def test_rate_limit_reaches_the_client_as_429(emulator: EmulatorServer) ->
     await client.aclose()
     assert info.value.code == APIErrorCode.RateLimited
     assert int(info.value.headers["retry-after"]) >= 1
+
+
+async def test_plain_async_fixture(anotion: notion_client.AsyncClient, root: str) -> None:
+    page = await anotion.pages.retrieve(root.replace("-", ""))
+    assert page["id"] == root
