@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -436,3 +437,14 @@ async def test_update_database_and_add_a_data_source(api: Any, root: str) -> Non
     }
     trashed = await call(api.data_sources.update(second["id"], in_trash=True))
     assert trashed["in_trash"] is True
+
+
+async def test_concurrent_writers_do_not_lose_cards(
+    anotion: Any, root: str, emulator: EmulatorServer
+) -> None:
+    _, ds = await make_board(anotion, root)
+    await asyncio.gather(*(add_card(anotion, ds, f"c{i}") for i in range(60)))
+    found = await async_collect_paginated_api(anotion.data_sources.query, data_source_id=ds)
+    assert sorted(p["properties"]["Name"]["title"][0]["plain_text"] for p in found) == sorted(
+        f"c{i}" for i in range(60)
+    )
