@@ -34,6 +34,7 @@ class Row:
     properties: dict[str, dict[str, Any]]  # name -> rendered property value
     created_time: datetime
     last_edited_time: datetime
+    id: str = ""  # the page the row stands for
 
 
 TEXT = ("title", "rich_text", "url", "email", "phone_number")

@@ -50,18 +50,18 @@ def query(ctx: Ctx) -> Result:
             predicate = filters.compile_filter(ctx.body["filter"], ds.schema, ws.now())
         pages = [ws.nodes[pid] for pid in ds.pages]
         live = [p for p in pages if isinstance(p, Page) and not p.in_trash]
-        rows = {
-            p.id: filters.Row(
+        rows = [
+            filters.Row(
                 render.page_properties(ws, p),
                 floor_minute(p.created_time),
                 floor_minute(p.last_edited_time),
+                p.id,
             )
             for p in live
-        }
-        by_row = {id(row): page_id for page_id, row in rows.items()}
-        selected = [row for row in rows.values() if predicate is None or predicate(row)]
+        ]
+        selected = [row for row in rows if predicate is None or predicate(row)]
         ordered = filters.sort_rows(selected, ctx.body.get("sorts"), ds.schema)
-        ids = [by_row[id(row)] for row in ordered]
+        ids = [row.id for row in ordered]
         chunk, next_cursor = paginate(ids, lambda pid: pid, cursor, size)
         results = [render.page(ws, ws.page(pid)) for pid in chunk]
         return render.list_envelope(results, next_cursor, "page_or_data_source")
