@@ -1,0 +1,71 @@
+"""What `nfactory start` shows: a live rich view on a terminal, log lines otherwise."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from sqlalchemy import Engine, func, select
+
+from factory.effects import COLUMNS
+from factory.outbox import backlog
+from factory.scheduler import Worker
+from factory.store.tables import tasks
+
+
+def column_counts(db: Engine) -> dict[str, int]:
+    with db.connect() as conn:
+        rows = conn.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status)).all()
+    counts = dict.fromkeys(COLUMNS.values(), 0)
+    for status, n in rows:
+        counts[COLUMNS.get(status, status)] = n
+    return counts
+
+
+def render(worker: Worker, requests: Callable[[], dict[str, int]] | None = None) -> Group:
+    stats = worker.stats
+    db = worker.engine.db
+    board = Table.grid(padding=(0, 2))
+    counts = column_counts(db)
+    board.add_row(*[f"[bold]{name}[/bold] {n}" for name, n in counts.items()])
+    running = Table("card", "since", box=None, show_header=True)
+    now = time.monotonic()
+    for task_id, (_step, since) in sorted(stats.running.items(), key=lambda kv: kv[1][1]):
+        running.add_row(task_id[:8], f"{now - since:5.1f}s")
+    info = Table.grid(padding=(0, 2))
+    api = requests() if requests else {}
+    info.add_row(
+        f"outbox backlog {backlog(db)}",
+        f"ticks {stats.ticks}",
+        f"transitions {stats.transitions}",
+        f"delivered {stats.delivered}",
+        f"Notion requests/min {api.get('per_minute', 0)}",
+        f"429s {api.get('rate_limited', 0)}",
+    )
+    parts: list[object] = [board, info]
+    if stats.running:
+        parts.append(Panel(running, title="running", expand=False))
+    if stats.last_errors:
+        parts.append(Panel("\n".join(stats.last_errors[-5:]), title="last errors", expand=False))
+    return Group(*parts)  # type: ignore[arg-type]
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers (`--log-format json`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc)

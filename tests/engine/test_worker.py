@@ -1,0 +1,123 @@
+"""The scheduler-driven worker on the local board: backlog, concurrency, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import Engine as Database
+from sqlalchemy import func, select
+
+from factory import AgentInput, action, define_factory, done, failed
+from factory.clock import SystemClock
+from factory.local_board import LocalBoard
+from factory.outbox import backlog
+from factory.scheduler import Worker, WorkerConfig
+from factory.store.tables import tasks
+from tests.engine.helpers import make_engine, new_task, path
+
+FAST = WorkerConfig(poll_seconds=0.2, concurrency=4, deliver_seconds=0.1, dispatch_seconds=0.05)
+
+
+def statuses(db: Database) -> dict[str, int]:
+    with db.connect() as conn:
+        rows = conn.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status))
+        return {status: n for status, n in rows}
+
+
+def leases_held(db: Database) -> int:
+    with db.connect() as conn:
+        return conn.execute(
+            select(func.count()).select_from(tasks).where(tasks.c.lease_owner.is_not(None))
+        ).scalar_one()
+
+
+async def until(predicate, limit: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(limit):
+        while not predicate():  # noqa: ASYNC110 - the condition lives in the database
+            await asyncio.sleep(0.05)
+
+
+async def test_a_backlog_is_worked_with_bounded_concurrency(db: Database) -> None:
+    running = 0
+    peak = 0
+
+    async def work(inp: AgentInput) -> dict[str, Any]:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+        return {"status": "done"}
+
+    factory = define_factory(
+        id="w",
+        start="a",
+        states={"a": action(work, on={"done": "end", "failed": "x"}), "end": done(), "x": failed()},
+    )
+    clock = SystemClock()
+    engine = make_engine(db, factory, clock=clock)  # type: ignore[arg-type]
+    for i in range(20):
+        new_task(db, "w", f"card {i}")
+    worker = Worker(engine, LocalBoard(db, clock), FAST)
+    worker.start()
+    await until(lambda: statuses(db) == {"done": 20})
+    await worker.stop()
+    assert 1 < peak <= FAST.concurrency
+    assert leases_held(db) == 0 and backlog(db) == 0
+    assert worker.stats.transitions == 20
+
+
+async def test_graceful_stop_lets_a_running_agent_finish_its_transition(db: Database) -> None:
+    started = asyncio.Event()
+
+    async def slow(inp: AgentInput) -> dict[str, Any]:
+        started.set()
+        await asyncio.sleep(0.5)
+        return {"status": "done"}
+
+    factory = define_factory(
+        id="s",
+        start="a",
+        states={"a": action(slow, on={"done": "end", "failed": "x"}), "end": done(), "x": failed()},
+    )
+    clock = SystemClock()
+    engine = make_engine(db, factory, clock=clock)  # type: ignore[arg-type]
+    new_task(db, "s")
+    worker = Worker(engine, LocalBoard(db, clock), FAST)
+    worker.start()
+    await asyncio.wait_for(started.wait(), 10)
+    await worker.stop(grace=5)
+    assert statuses(db) == {"done": 1}
+    assert leases_held(db) == 0 and backlog(db) == 0
+
+
+async def test_stop_after_the_grace_releases_the_lease_and_writes_nothing_half_done(
+    db: Database,
+) -> None:
+    started = asyncio.Event()
+
+    async def stuck(inp: AgentInput) -> dict[str, Any]:
+        started.set()
+        await asyncio.sleep(60)
+        return {"status": "done"}
+
+    factory = define_factory(
+        id="k",
+        start="a",
+        states={
+            "a": action(stuck, on={"done": "end", "failed": "x"}),
+            "end": done(),
+            "x": failed(),
+        },
+    )
+    clock = SystemClock()
+    engine = make_engine(db, factory, clock=clock)  # type: ignore[arg-type]
+    tid = new_task(db, "k")
+    worker = Worker(engine, LocalBoard(db, clock), FAST)
+    worker.start()
+    await asyncio.wait_for(started.wait(), 10)
+    await worker.stop(grace=0.2)
+    assert leases_held(db) == 0  # released, not left to expire
+    assert statuses(db) == {"running": 1}  # resumable: the next worker starts state 'a' again
+    assert path(db, tid) == []
