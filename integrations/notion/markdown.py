@@ -539,7 +539,7 @@ def split_bot_section(markdown: str) -> tuple[str, str]:
     offset = 0
     fence: str | None = None
     for line in _lines(markdown):
-        bare = line.rstrip("\n")
+        bare = line.rstrip("\r\n")
         m = _FENCE.match(bare)
         if fence is None and m:
             fence = m.group(2)

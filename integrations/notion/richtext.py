@@ -288,8 +288,20 @@ def _link_at(scan: _Scan, i: int, end: int) -> tuple[int, str, int] | None:
     close = scan.brackets.get(i)
     if close is None or close + 1 >= end or s[close + 1] != "(":
         return None
-    paren = s.find(")", close + 2, end)
-    if paren < 0:
+    # Balanced parentheses belong to the URL, as in .../wiki/Foo_(bar).
+    depth = 0
+    paren = close + 2
+    while paren < end:
+        if s[paren] == "(":
+            depth += 1
+        elif s[paren] == ")":
+            if depth == 0:
+                break
+            depth -= 1
+        elif s[paren].isspace():
+            return None
+        paren += 1
+    if paren >= end:
         return None
     url = s[close + 2 : paren]
     if not linkable(url):

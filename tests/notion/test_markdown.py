@@ -29,6 +29,7 @@ from integrations.notion.markdown import (
     split_bot_section,
 )
 from integrations.notion.richtext import split_text, units
+from integrations.notion_emulator.blocks import normalize_children
 
 # The closed enum, as Notion's own validation error lists it.
 NOTION_LANGUAGES = frozenset(
@@ -246,6 +247,15 @@ def test_inline_leaves_non_markup_as_written(md: str) -> None:
     assert contents(inline(md)) == md
 
 
+def test_inline_link_urls_keep_balanced_parentheses() -> None:
+    url = "https://en.wikipedia.org/wiki/Foo_(bar)"
+    assert style(inline(f"([w]({url}))")) == [
+        ("(", set(), None),
+        ("w", set(), url),
+        (")", set(), None),
+    ]
+
+
 def test_inline_escapes() -> None:
     assert style(inline(r"\*a\* \[b\]")) == [("*a* [b]", set(), None)]
 
@@ -424,6 +434,7 @@ def test_byte_heavy_text_stays_under_the_request_size() -> None:
     blocks = markdown_to_blocks("- " + text + "\n  - " + text + "\n    - " + text)
     assert_blocks_ok(blocks)
     assert "".join(contents(b[b["type"]]["rich_text"]) for b, _ in walk(blocks)) == text * 3
+    assert [normalize_children(b) for b in batches(blocks)]
     for batch in batches(blocks):
         assert len(json.dumps({"children": batch})) <= 450_000
 
@@ -449,6 +460,8 @@ def test_250_log_lines_land_whole_in_three_requests() -> None:
 def test_blocks_keep_every_character_within_limits(md: str) -> None:
     blocks = markdown_to_blocks(md)
     assert_blocks_ok(blocks)
+    for batch in batches(blocks):
+        normalize_children(batch)  # the emulator's copy of Notion's validation
     assert in_order(significant(md, source=True), significant(blocks_text(blocks), False))
 
 
@@ -593,6 +606,7 @@ def test_split_bot_section() -> None:
     assert split_bot_section(person + "\n" + bot) == (person.rstrip(), bot)
     assert split_bot_section(person) == (person.rstrip(), "")
     assert split_bot_section(bot) == ("", bot)
+    assert split_bot_section(f"me\r\n## {BOT_HEADING}\r\nlog") == ("me", f"## {BOT_HEADING}\r\nlog")
 
 
 @pytest.mark.parametrize("heading", [f"# {BOT_HEADING}", f"### {BOT_HEADING}  "])
