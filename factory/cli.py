@@ -3,77 +3,42 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
-import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from factory.cli_notion import board_app, create_notion_card, doctor
+from factory.cli_shared import (
+    JsonOpt,
+    TaskOpt,
+    board_for,
+    command,
+    err,
+    notion_settings,
+    now,
+    out,
+    print_json,
+    runtime,
+)
+from factory.cli_worker import start
 from factory.cycle import CycleReport, run_cycle, run_task
 from factory.local_board import add_reply
-from factory.runtime import Runtime, open_runtime
-from factory.settings import SettingsError, load_settings
+from factory.runtime import Runtime
+from factory.settings import load_settings
 from factory.store import repo
-from factory.store.db import DatabaseError
-from factory.store.leases import LeaseHeld
-from factory.validate import FactoryError
 
 app = typer.Typer(
     help="Drive Notion board cards through durable Python state machines.",
     no_args_is_help=True,
     add_completion=False,
 )
-task_app = typer.Typer(help="Create and answer cards on the local board.", no_args_is_help=True)
+task_app = typer.Typer(help="Create cards and answer them.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
-
-out = Console()
-err = Console(stderr=True)
-
-EXPECTED = (SettingsError, DatabaseError, repo.NotFound, LeaseHeld, FactoryError, ValueError)
-F = TypeVar("F", bound=Callable[..., Any])
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
-TaskOpt = Annotated[str, typer.Option("--task", help="Task id (or a unique prefix of it).")]
-
-
-def command(fn: F) -> F:
-    """Every command fails with one line on stderr and a non-zero exit, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EXPECTED as exc:
-            err.print(f"[red]error:[/red] {escape(one_line(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def one_line(exc: BaseException) -> str:
-    """The reason on one line: database drivers report over several and add a docs link."""
-    lines = (line.strip() for line in str(exc).splitlines())
-    return " ".join(x for x in lines if x and not x.startswith("(Background on this error"))
-
-
-def runtime() -> Runtime:
-    return open_runtime(load_settings())
-
-
-def print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, default=_json_default, indent=2) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+app.add_typer(board_app, name="board")
+app.command()(command(doctor))
+app.command()(command(start))
 
 
 def _problems_line(rt: Runtime) -> None:
@@ -87,9 +52,9 @@ def _problems_line(rt: Runtime) -> None:
 @command
 def factories(as_json: JsonOpt = False) -> None:
     """List loaded factories and validation problems."""
-    settings = load_settings()
     from factory.loader import load_factories
 
+    settings = load_settings()
     catalog = load_factories(settings.workflows)
     if as_json:
         print_json(
@@ -124,19 +89,23 @@ def task_create(
     title: Annotated[str, typer.Option("--title", help="The card's title.")],
     body: Annotated[str, typer.Option("--body", help="The card's description.")] = "",
 ) -> None:
-    """Create a card in Queue on the local board; prints its task id."""
+    """Create a card in Queue (on the Notion board when one is set); prints its id."""
     rt = runtime()
     if factory not in rt.catalog.factories:
         known = ", ".join(sorted(rt.catalog.factories)) or "none loaded"
         raise ValueError(f"unknown factory {factory!r}; known factories: {known}")
     if not title.strip():
         raise ValueError("--title must not be empty")
+    if notion_settings().board_configured:
+        page_id = asyncio.run(create_notion_card(factory, title, body))
+        out.print(page_id, highlight=False)
+        return
     prompt = next((line.strip() for line in body.splitlines() if line.strip()), "")
     with rt.db.begin() as conn:
         task_id = repo.create_task(
-            conn, factory_id=factory, title=title, prompt=prompt, context=body, now=_now()
+            conn, factory_id=factory, title=title, prompt=prompt, context=body, now=now()
         )
-    sys.stdout.write(task_id + "\n")
+    out.print(task_id, highlight=False)
 
 
 @task_app.command("reply")
@@ -146,23 +115,24 @@ def task_reply(
     text: Annotated[str, typer.Option("--text", help="The reply, as a person would comment.")],
     author: Annotated[str, typer.Option("--author", help="Who is replying.")] = "you",
 ) -> None:
-    """Answer a card waiting in feedback; the next tick resumes it."""
+    """Answer a card waiting in feedback on the local board; the next tick resumes it."""
+    if notion_settings().board_configured:
+        raise ValueError("on a Notion board, reply with a comment on the card in Notion")
     rt = runtime()
     with rt.db.connect() as conn:
         task_id = repo.find_task(conn, task).id
-    add_reply(rt.db, task_id, text, author, _now())
+    add_reply(rt.db, task_id, text, author, now())
     out.print(f"reply recorded for {task_id}; `nfactory tick` resumes it")
 
 
 @app.command()
 @command
 def run(task: TaskOpt) -> None:
-    """Run one card now, until it waits for a human or finishes."""
+    """Run one card now (task id or card page id), until it waits for a human or finishes."""
     rt = runtime()
     _problems_line(rt)
-    with rt.db.connect() as conn:
-        task_id = repo.find_task(conn, task).id
-    report = asyncio.run(run_task(rt.engine, rt.board, task_id))
+    task_id = asyncio.run(_find_or_take_in(rt, task))
+    report = asyncio.run(_with_board(rt, lambda board: run_task(rt.engine, board, task_id)))
     _print_cycle(rt, report)
     with rt.db.connect() as conn:
         final = repo.get_task(conn, task_id)
@@ -177,11 +147,40 @@ def tick() -> None:
     """One cycle in the foreground: resume answered cards, run due cards, deliver effects."""
     rt = runtime()
     _problems_line(rt)
-    report = asyncio.run(run_cycle(rt.engine, rt.board))
+    report = asyncio.run(_with_board(rt, lambda board: run_cycle(rt.engine, board)))
     _print_cycle(rt, report)
 
 
+async def _with_board(rt: Runtime, work):  # type: ignore[no-untyped-def]
+    async with board_for(rt) as board:
+        return await work(board)
+
+
+async def _find_or_take_in(rt: Runtime, ref: str) -> str:
+    """A task by id, or a Notion card not yet taken in (the board is polled once for it)."""
+    try:
+        with rt.db.connect() as conn:
+            return repo.find_task(conn, ref).id
+    except repo.NotFound:
+        if not notion_settings().board_configured:
+            raise
+    async with board_for(rt) as board:
+        await board.poll(rt.engine.factories, rt.engine.clock.now())
+    with rt.db.connect() as conn:
+        return repo.find_task(conn, ref).id
+
+
 def _print_cycle(rt: Runtime, report: CycleReport) -> None:
+    intake = report.intake
+    if intake is not None:
+        out.print(
+            f"intake: {intake.seen} cards read, {len(intake.created)} new, "
+            f"{len(intake.requeued)} re-queued, {len(intake.blocked)} blocked, "
+            f"{len(intake.cancelled)} cancelled",
+            highlight=False,
+        )
+        for problem in intake.errors:
+            err.print(f"[yellow]warning:[/yellow] {escape(problem)}", highlight=False)
     if not report.ticks:
         out.print("nothing to do")
     for t in report.ticks:
@@ -286,10 +285,6 @@ def demo() -> None:
     from factory.demo import run_demo
 
     raise typer.Exit(run_demo(out))
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def main() -> None:

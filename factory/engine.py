@@ -59,6 +59,7 @@ class TickReport:
     status: str = ""
     detail: str = ""
     steps: list[Step] = field(default_factory=list)
+    took_over: bool = False  # this tick took the card from a worker whose lease expired
 
 
 @dataclass(frozen=True)
@@ -104,13 +105,19 @@ class Engine:
                 raise LeaseHeld(task_id, owner, until)
             return TickReport(task_id, "busy", detail=f"leased by {owner}")
         tick = _Tick(self, lease, repo.new_id())
+        if lease.took_over:
+            log.info("took over task %s from an expired lease", task_id)
         try:
-            return await tick.drive(list(replies))
+            report = await tick.drive(list(replies))
         except LeaseLost as lost:
             log.warning("%s", lost)
-            return TickReport(task_id, "lease_lost", tick.count, detail=str(lost), steps=tick.steps)
+            report = TickReport(
+                task_id, "lease_lost", tick.count, detail=str(lost), steps=tick.steps
+            )
         finally:
             await asyncio.to_thread(release, self.db, tick.lease)
+        report.took_over = lease.took_over
+        return report
 
 
 class _Tick:

@@ -52,6 +52,7 @@ class WorkerStats:
     delivered: int = 0
     delivery_failures: int = 0
     lease_takeovers: int = 0
+    leases_lost: int = 0
     polls: int = 0
     last_errors: list[str] = field(default_factory=list)
     running: dict[str, tuple[str, float]] = field(default_factory=dict)  # task -> (step, since)
@@ -201,8 +202,10 @@ class Worker:
         self.stats.ticks += 1
         self.stats.transitions += report.transitions
         self.stats.outcomes[report.outcome] = self.stats.outcomes.get(report.outcome, 0) + 1
-        if report.outcome == "lease_lost":
+        if report.took_over:
             self.stats.lease_takeovers += 1
+        if report.outcome == "lease_lost":
+            self.stats.leases_lost += 1
 
     def _failed(self, where: str, exc: BaseException) -> None:
         log.warning("%s failed: %s", where, exc, exc_info=log.isEnabledFor(logging.DEBUG))

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     # Retry backoffs up to this long are waited out inside the tick; longer ones
     # end the tick and the task becomes runnable again once the delay is over.
     max_inline_backoff_seconds: float = Field(default=10.0, ge=0.0, le=3600.0)
+    # `nfactory start`
+    poll_seconds: float = Field(default=10.0, ge=0.5, le=3600.0)
+    concurrency: int = Field(default=4, ge=1, le=256)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
 
     @field_validator("workflows", mode="before")
     @classmethod

@@ -22,6 +22,7 @@ class Lease:
     owner: str
     epoch: int
     expires_at: datetime
+    took_over: bool = False  # claimed from another worker whose lease had expired
 
 
 class LeaseHeld(RuntimeError):
@@ -62,8 +63,13 @@ def claim(engine: Engine, task_id: str, owner: str, now: datetime, ttl: float) -
         .returning(tasks.c.lease_epoch)
     )
     with engine.begin() as conn:
+        before = conn.execute(
+            select(tasks.c.lease_owner).where(tasks.c.id == task_id).with_for_update()
+        ).scalar_one_or_none()
         epoch = conn.execute(stmt).scalar_one_or_none()
-    return None if epoch is None else Lease(task_id, owner, epoch, expires)
+    if epoch is None:
+        return None
+    return Lease(task_id, owner, epoch, expires, took_over=before not in (None, owner))
 
 
 def holder(engine: Engine, task_id: str) -> tuple[str | None, datetime | None] | None:
@@ -94,7 +100,7 @@ def guard(conn: Connection, lease: Lease, now: datetime, ttl: float) -> Lease:
     result = conn.execute(update(tasks).where(held_by(lease)).values(lease_expires_at=expires))
     if result.rowcount != 1:
         raise LeaseLost(lease)
-    return Lease(lease.task_id, lease.owner, lease.epoch, expires)
+    return Lease(lease.task_id, lease.owner, lease.epoch, expires, lease.took_over)
 
 
 def renew(engine: Engine, lease: Lease, now: datetime, ttl: float) -> Lease:

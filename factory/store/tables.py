@@ -188,3 +188,12 @@ local_comments = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_local_comments_task_id", "task_id", "id"),
 )
+
+# Webhook deliveries seen, so a redelivered event is acted on once (Notion retries).
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)

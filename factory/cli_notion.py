@@ -1,0 +1,118 @@
+"""`nfactory board setup`, `nfactory doctor` and card creation on a Notion board."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from sqlalchemy import text
+
+from factory.cli_shared import command, err, notion_settings, out
+from factory.loader import load_factories
+from factory.settings import load_settings
+from factory.store.db import open_database
+
+board_app = typer.Typer(help="Set up the Notion board.", no_args_is_help=True)
+
+
+@board_app.command("setup")
+@command
+def board_setup(
+    parent_page: Annotated[
+        str | None,
+        typer.Option(
+            "--parent-page", help="Create the board under this page (shared with the integration)."
+        ),
+    ] = None,
+    title: Annotated[
+        str, typer.Option("--title", help="Title of a new board.")
+    ] = "notion-factory board",
+) -> None:
+    """Create a board, or check and repair the one NOTION_BOARD_ID names."""
+    from integrations.notion.setup import setup_board
+    from integrations.notion.wiring import make_client
+
+    settings = notion_settings()
+    catalog = load_factories(load_settings().workflows)
+
+    async def work():  # type: ignore[no-untyped-def]
+        async with make_client(settings) as client:
+            return await setup_board(
+                client,
+                catalog.factories,
+                board_id=settings.notion_board_id if parent_page is None else None,
+                parent_page=parent_page,
+                title=title,
+            )
+
+    result = asyncio.run(work())
+    if result.created:
+        out.print(f"created board {escape(result.board.title)!r}")
+        out.print(f"set NOTION_BOARD_ID={result.board.database_id} (in .env or the environment)")
+        return
+    for fixed in result.repaired:
+        out.print(f"repaired: {escape(fixed)}", highlight=False)
+    for problem in result.remaining:
+        err.print(f"[red]cannot repair:[/red] {escape(str(problem))}", highlight=False)
+    if result.remaining:
+        raise typer.Exit(1)
+    out.print(f"board {escape(result.board.title)!r} is ready ({result.board.data_source_id})")
+
+
+def doctor() -> None:
+    """Check token, board, schema, comment access, database and factories; say what to fix."""
+    from integrations.notion.setup import Check, notion_checks
+    from integrations.notion.wiring import make_client
+
+    engine_settings = load_settings()
+    settings = notion_settings()
+    catalog = load_factories(engine_settings.workflows)
+    checks: list[Check] = []
+    try:
+        db = open_database(engine_settings.database_url)
+        with db.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks.append(Check("database", True, db.url.render_as_string(hide_password=True)))
+    except Exception as exc:
+        checks.append(Check("database", False, str(exc).splitlines()[0]))
+    errors = catalog.errors
+    checks.append(
+        Check(
+            "factories",
+            not errors,
+            "; ".join(str(p) for p in errors)
+            or f"{len(catalog.factories)} loaded: " + ", ".join(sorted(catalog.factories)),
+        )
+    )
+    if settings.notion_token is None:
+        checks.append(Check("token", False, "NOTION_TOKEN is not set"))
+    else:
+
+        async def remote() -> list[Check]:
+            async with make_client(settings) as client:
+                return await notion_checks(client, settings.notion_board_id, catalog.factories)
+
+        checks += asyncio.run(remote())
+    for check in checks:
+        mark = "[green]OK[/green]  " if check.ok else "[red]FIX[/red] "
+        out.print(f"{mark} {check.name:<10} {escape(check.detail)}", highlight=False)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+async def create_notion_card(factory: str, title: str, body: str) -> str:
+    from integrations.notion.board import resolve_board
+    from integrations.notion.cards import new_card_properties
+    from integrations.notion.wiring import make_client
+
+    settings = notion_settings()
+    async with make_client(settings) as client:
+        board = await resolve_board(client, settings.notion_board_id or "")
+        page = await client.create_page(
+            {"data_source_id": board.data_source_id},
+            new_card_properties(title, factory),
+            markdown=body or None,
+        )
+    return str(page["id"])

@@ -1,0 +1,97 @@
+"""Pieces every `nfactory` command shares: consoles, error handling, the board in use."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+import typer
+from integrations.notion.errors import NotionError
+from rich.console import Console
+from rich.markup import escape
+
+from factory.board import Board
+from factory.runtime import Runtime, open_runtime
+from factory.settings import SettingsError, load_settings
+from factory.store import repo
+from factory.store.db import DatabaseError
+from factory.store.leases import LeaseHeld
+from factory.validate import FactoryError
+from integrations.notion.settings import NotionSettings, load_notion_settings
+
+out = Console()
+err = Console(stderr=True)
+
+EXPECTED = (
+    SettingsError,
+    DatabaseError,
+    repo.NotFound,
+    LeaseHeld,
+    FactoryError,
+    NotionError,
+    ValueError,
+)
+F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
+TaskOpt = Annotated[str, typer.Option("--task", help="Task id (or a unique prefix of it).")]
+
+
+def command(fn: F) -> F:
+    """Every command fails with one line on stderr and a non-zero exit, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EXPECTED as exc:
+            err.print(f"[red]error:[/red] {escape(one_line(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def one_line(exc: BaseException) -> str:
+    """The reason on one line: database drivers report over several and add a docs link."""
+    lines = (line.strip() for line in str(exc).splitlines())
+    return " ".join(x for x in lines if x and not x.startswith("(Background on this error"))
+
+
+def runtime() -> Runtime:
+    return open_runtime(load_settings())
+
+
+def notion_settings() -> NotionSettings:
+    return load_notion_settings()
+
+
+@asynccontextmanager
+async def board_for(rt: Runtime) -> AsyncIterator[Board]:
+    """The Notion board when NOTION_BOARD_ID is set, else the local board."""
+    settings = notion_settings()
+    if not settings.board_configured:
+        yield rt.board
+        return
+    from integrations.notion.wiring import open_notion_board
+
+    async with open_notion_board(settings, rt.db, rt.engine.clock.now()) as board:
+        yield board
+
+
+def print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, default=_json_default, indent=2) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,83 @@
+"""Prometheus text for `GET /metrics`: what the worker did and what waits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import Engine, func, select
+
+from factory.outbox import backlog
+from factory.scheduler import WorkerStats
+from factory.store.tables import runs
+
+
+def _metric(name: str, kind: str, help_text: str, samples: Mapping[str, float]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    lines += [f"{name}{labels} {value:g}" for labels, value in samples.items()]
+    return lines
+
+
+def runs_by_outcome(db: Engine) -> dict[str, int]:
+    with db.connect() as conn:
+        rows = conn.execute(select(runs.c.status, func.count()).group_by(runs.c.status))
+        return {status: n for status, n in rows}
+
+
+def render(stats: WorkerStats, db: Engine, notion: Mapping[str, int] | None = None) -> str:
+    notion = notion or {}
+    lines: list[str] = []
+    lines += _metric(
+        "nfactory_transitions_total",
+        "counter",
+        "Transitions committed by this worker.",
+        {"": stats.transitions},
+    )
+    lines += _metric(
+        "nfactory_ticks_total",
+        "counter",
+        "Ticks by outcome.",
+        {f'{{outcome="{k}"}}': v for k, v in sorted(stats.outcomes.items())} or {"": 0},
+    )
+    lines += _metric(
+        "nfactory_runs",
+        "gauge",
+        "Runs in the database by status.",
+        {f'{{status="{k}"}}': v for k, v in sorted(runs_by_outcome(db).items())} or {"": 0},
+    )
+    lines += _metric(
+        "nfactory_notion_requests_total",
+        "counter",
+        "Requests sent to the Notion API.",
+        {"": notion.get("total", 0)},
+    )
+    lines += _metric(
+        "nfactory_notion_rate_limited_total",
+        "counter",
+        "429 answers received from Notion.",
+        {"": notion.get("rate_limited", 0)},
+    )
+    lines += _metric(
+        "nfactory_outbox_backlog",
+        "gauge",
+        "Board effects waiting for delivery.",
+        {"": backlog(db)},
+    )
+    lines += _metric(
+        "nfactory_effects_delivered_total",
+        "counter",
+        "Board effects delivered.",
+        {"": stats.delivered},
+    )
+    lines += _metric(
+        "nfactory_lease_takeovers_total",
+        "counter",
+        "Cards taken over from a worker whose lease expired.",
+        {"": stats.lease_takeovers},
+    )
+    lines += _metric(
+        "nfactory_leases_lost_total",
+        "counter",
+        "Ticks stopped because another worker took over.",
+        {"": stats.leases_lost},
+    )
+    return "\n".join(lines) + "\n"
