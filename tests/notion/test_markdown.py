@@ -97,17 +97,15 @@ def assert_blocks_ok(blocks: list[dict[str, Any]]) -> None:
 
 
 def items_text(items: list[dict[str, Any]]) -> str:
-    """Contents in order, each link's URL after its text, as the markdown had it."""
+    """Contents in order, each linked item followed by its URL, as the markdown had it.
+
+    A URL may repeat (a link split into items, or two links to one place merged):
+    the checks below look for the input in order, so repeats are harmless.
+    """
     out: list[str] = []
-    href = None
     for it in items:
-        url = (it["text"].get("link") or {}).get("url")
-        if href and url != href:
-            out.append(href)
         out.append(it["text"]["content"])
-        href = url
-    if href:
-        out.append(href)
+        out.append((it["text"].get("link") or {}).get("url") or "")
     return "".join(out)
 
 
@@ -125,10 +123,15 @@ _FENCE_LINE = re.compile(r"^\s*(`{3,}|~{3,}).*$")
 _LINE_MARKERS = re.compile(r"^[\s>#*+\-\d.)]*(\[[ xX]\])?")
 
 
+_LINK_URL = re.compile(r"\]\(\S*?\)")
+
+
 def significant(text: str, source: bool) -> str:
     """Characters that must survive: no whitespace or markup, and for the markdown
-    source no fence info strings (they become a language) or line markers."""
+    source no fence info strings (they become a language), line markers, or link
+    URLs (two neighbouring links to one URL share an item, so their URL shows once)."""
     if source:
+        text = _LINK_URL.sub("", text)
         lines = []
         for line in text.replace("\r\n", "\n").split("\n"):
             line = _FENCE_LINE.sub("", line)
@@ -151,6 +154,18 @@ tokens = st.sampled_from(
      "\n", "\n", "\n\n", "  ", "    ", "\t", " ", " ", "\r\n", "\n  - ", "\n    - ", "\n      - "]
 )  # fmt: skip
 markdownish = st.lists(st.one_of(words, tokens), max_size=80).map("".join)
+# Line-structured markdown reaches nesting, lists and fences far more often.
+structured = st.lists(
+    st.builds(
+        "".join,
+        st.tuples(
+            st.sampled_from(["", "  ", "    ", "      ", "        ", "\t", "\t\t\t"]),
+            st.sampled_from(["", "- ", "* ", "1. ", "- [ ] ", "- [x] ", "> ", "## ", "```", "~~~"]),
+            markdownish.map(lambda s: s.replace("\n", " ")),
+        ),
+    ),
+    max_size=25,
+).map("\n".join)
 long_runs = st.builds(
     lambda ch, n, sep: (ch * n + sep) * 3,
     st.sampled_from(["a", "漢", "🤖", "*"]),
@@ -282,7 +297,8 @@ def test_inline_loses_nothing(md: str) -> None:
     items = inline(md)
     assert_items_ok(items[:100])
     assert all(units(i["text"]["content"]) <= 2000 for i in items)
-    assert in_order(significant(md, source=False), significant(items_text(items), False))
+    source = significant(_LINK_URL.sub("", md), source=False)
+    assert in_order(source, significant(items_text(items), False))
 
 
 @settings(max_examples=100, deadline=None)
@@ -456,7 +472,7 @@ def test_250_log_lines_land_whole_in_three_requests() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(markdownish)
+@given(st.one_of(markdownish, structured))
 def test_blocks_keep_every_character_within_limits(md: str) -> None:
     blocks = markdown_to_blocks(md)
     assert_blocks_ok(blocks)
@@ -531,7 +547,10 @@ def fences_closed(chunk: str) -> bool:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(words, tokens, long_runs), max_size=30).map("".join), st.integers(8, 400))
+@given(
+    st.one_of(st.lists(st.one_of(words, tokens, long_runs), max_size=30).map("".join), structured),
+    st.integers(8, 400),
+)
 def test_markdown_chunks_within_limit_and_lossless(md: str, max_chars: int) -> None:
     chunks = markdown_chunks(md, max_chars)
     assert all(0 < units(c) <= max_chars for c in chunks)
