@@ -41,16 +41,28 @@ def poll_filter(mark: Watermark) -> dict[str, Any]:
 POLL_SORTS = [{"timestamp": "last_edited_time", "direction": "ascending"}]
 
 
+def _page_of(key: str) -> str:
+    return key.split("|", 1)[0]
+
+
 def advance(mark: Watermark, cards: Sequence[Card]) -> tuple[list[Card], Watermark]:
-    """(cards not handled before, the next watermark)."""
-    fresh = [c for c in cards if c.key not in mark.seen]
+    """(cards not handled before, the next watermark).
+
+    The watermark remembers, for each card edited in the boundary minute, the
+    last version handled. A card is fresh when its version differs from that:
+    comparing with the last version only (not every version seen) means a card
+    that goes Queue -> Cancelled -> Queue within one minute is still noticed.
+    """
+    last = {_page_of(k): k for k in mark.seen}
+    fresh = [c for c in cards if last.get(c.page_id) != c.key]
     newest = max((c.last_edited_time for c in cards), default=None)
     if newest is None or (mark.minute is not None and newest < mark.minute):
         return fresh, mark
-    at_boundary = {c.key for c in cards if c.last_edited_time == newest}
-    if newest == mark.minute:
-        at_boundary |= mark.seen
-    return fresh, Watermark(newest, frozenset(at_boundary))
+    boundary = dict(last) if newest == mark.minute else {}
+    for c in cards:
+        if c.last_edited_time == newest:
+            boundary[c.page_id] = c.key
+    return fresh, Watermark(newest, frozenset(boundary.values()))
 
 
 @dataclass(frozen=True)
