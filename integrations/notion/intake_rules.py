@@ -48,21 +48,23 @@ def _page_of(key: str) -> str:
 def advance(mark: Watermark, cards: Sequence[Card]) -> tuple[list[Card], Watermark]:
     """(cards not handled before, the next watermark).
 
-    The watermark remembers, for each card edited in the boundary minute, the
-    last version handled. A card is fresh when its version differs from that:
+    The watermark remembers, for each card edited in the boundary minute and
+    each card in Queue, the last version handled. A card is fresh when its version differs from that:
     comparing with the last version only (not every version seen) means a card
     that goes Queue -> Cancelled -> Queue within one minute is still noticed.
     """
     last = {_page_of(k): k for k in mark.seen}
     fresh = [c for c in cards if last.get(c.page_id) != c.key]
     newest = max((c.last_edited_time for c in cards), default=None)
-    if newest is None or (mark.minute is not None and newest < mark.minute):
-        return fresh, mark
-    boundary = dict(last) if newest == mark.minute else {}
+    minute = mark.minute
+    keep: dict[str, str] = dict(last)
+    if newest is not None and (minute is None or newest > minute):
+        minute, keep = newest, {}
     for c in cards:
-        if c.last_edited_time == newest:
-            boundary[c.page_id] = c.key
-    return fresh, Watermark(newest, frozenset(boundary.values()))
+        # Queue cards come back on every poll whatever their age: remember them too
+        if c.last_edited_time == minute or c.state == "Queue":
+            keep[c.page_id] = c.key
+    return fresh, Watermark(minute, frozenset(keep.values()))
 
 
 @dataclass(frozen=True)
