@@ -50,6 +50,7 @@ class Delivery:
     ref: str | None = None
     error: str | None = None
     permanent: bool = False  # the page is gone or not shared: park, do not retry
+    in_doubt: bool = False  # it may have been applied: check the board before re-sending
 
 
 class Board(Protocol):

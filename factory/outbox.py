@@ -103,8 +103,10 @@ def record(
             if d.ok:
                 values |= {"status": "delivered", "delivered_at": now, "external_ref": d.ref}
             else:
-                # a clean failure (the board said no) is not in doubt: back to pending
-                values |= {"last_error": d.error, "status": "parked" if d.permanent else "pending"}
+                # a clean failure (the board said no) goes back to pending; one that may
+                # have been applied stays `sending`, so the next attempt checks first
+                status = "parked" if d.permanent else "sending" if d.in_doubt else "pending"
+                values |= {"last_error": d.error, "status": status}
             conn.execute(update(outbox).where(outbox.c.id == d.effect_id).values(**values))
 
 

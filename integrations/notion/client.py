@@ -114,7 +114,14 @@ class NotionClient:
         *,
         body: dict[str, Any] | None = None,
         query: dict[str, Any] | None = None,
+        idempotent: bool = True,
     ) -> dict[str, Any]:
+        """One API call, retried as the retry policy allows; raises NotionError.
+
+        Pass idempotent=False for writes that would duplicate if applied twice
+        (comments, appends): those are not retried once they may have landed,
+        and the error says so (`maybe_applied`) so the caller can check first.
+        """
         path = path.removeprefix("/").removeprefix("v1/")
         endpoint = template(method, path)
         attempt = 0
@@ -125,7 +132,7 @@ class NotionClient:
             try:
                 return await self._sdk.request(path, method.upper(), query=query, body=body)
             except Exception as exc:
-                error, retry_after = _translate(exc)
+                error, retry_after, sent = _translate(exc)
             self.stats.errors[error.code] = self.stats.errors.get(error.code, 0) + 1
             if error.status in (429, 529):
                 self.stats.rate_limited += 1
@@ -138,8 +145,13 @@ class NotionClient:
                     base=self.backoff_base,
                     cap=self.backoff_cap,
                     rng=self.rng,
+                    idempotent=idempotent,
+                    sent=sent,
                 )
             if delay is None:
+                error.maybe_applied = (
+                    not idempotent and sent and (error.status is None or error.status >= 500)
+                )
                 raise error
             if error.status in (429, 529):
                 self.bucket.pause_for(delay)
@@ -288,6 +300,7 @@ class NotionClient:
             "PATCH",
             f"pages/{page_id}/markdown",
             body={"type": "insert_content", "insert_content": {"content": content}},
+            idempotent=False,
         )
 
     async def append_blocks(
@@ -296,7 +309,9 @@ class NotionClient:
         body: dict[str, Any] = {"children": children}
         if after:
             body["after"] = after
-        return await self.request("PATCH", f"blocks/{block_id}/children", body=body)
+        return await self.request(
+            "PATCH", f"blocks/{block_id}/children", body=body, idempotent=False
+        )
 
     async def list_children_all(self, block_id: str) -> list[dict[str, Any]]:
         return await self._all("GET", f"blocks/{block_id}/children")
@@ -314,25 +329,34 @@ class NotionClient:
 
     async def create_comment(self, page_id: str, rich_text: list[dict[str, Any]]) -> dict[str, Any]:
         return await self.request(
-            "POST", "comments", body={"parent": {"page_id": page_id}, "rich_text": rich_text}
+            "POST",
+            "comments",
+            body={"parent": {"page_id": page_id}, "rich_text": rich_text},
+            idempotent=False,
         )
 
 
-def _translate(exc: Exception) -> tuple[NotionError, float | None]:
-    """notion-client's and httpx's exceptions as a NotionError (message only, no headers)."""
+def _translate(exc: Exception) -> tuple[NotionError, float | None, bool]:
+    """(NotionError, Retry-After, whether the request reached Notion) for a failure.
+
+    Only the message is kept: never headers, which carry the token.
+    """
     if isinstance(exc, HTTPResponseError):
         code = str(getattr(exc.code, "value", exc.code))
         if code == "notionhq_client_response_error":
             code = {502: "bad_gateway", 529: "service_overload"}.get(exc.status, "http_error")
         retry_after = parse_retry_after(exc.headers.get("retry-after"))
         message = str(exc) if exc.body.lstrip().startswith("{") else f"HTTP {exc.status}"
-        return NotionError(
+        error = NotionError(
             status=exc.status, code=code, message=message, request_id=exc.request_id
-        ), retry_after
+        )
+        return error, retry_after, True
     if isinstance(exc, RequestTimeoutError):
-        return NotionError(status=None, code="timeout", message="the request timed out"), None
+        return NotionError(status=None, code="timeout", message="the request timed out"), None, True
     if isinstance(exc, httpx.HTTPError):
-        return NotionError(
+        sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+        error = NotionError(
             status=None, code="connection_error", message=f"{type(exc).__name__}: {exc}"
-        ), None
+        )
+        return error, None, sent
     raise exc

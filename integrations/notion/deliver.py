@@ -97,7 +97,13 @@ class NotionDeliverer:
             permanent = exc.permanent and exc.status != 401
             sent = {d.effect_id for d in done}
             done += [
-                Delivery(e.id, ok=False, error=str(exc), permanent=permanent)
+                Delivery(
+                    e.id,
+                    ok=False,
+                    error=str(exc),
+                    permanent=permanent,
+                    in_doubt=exc.maybe_applied or e.in_doubt,
+                )
                 for e in effects
                 if e.id not in sent
             ]

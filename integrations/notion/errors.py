@@ -24,7 +24,9 @@ class NotionError(Exception):
         message: str,
         hint: str = "",
         request_id: str | None = None,
+        maybe_applied: bool = False,
     ) -> None:
+        self.maybe_applied = maybe_applied  # a write whose outcome is unknown (timeout, 5xx)
         self.status = status
         self.code = code
         self.message = message

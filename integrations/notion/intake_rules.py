@@ -49,9 +49,10 @@ def advance(mark: Watermark, cards: Sequence[Card]) -> tuple[list[Card], Waterma
     """(cards not handled before, the next watermark).
 
     The watermark remembers, for each card edited in the boundary minute and
-    each card in Queue, the last version handled. A card is fresh when its version differs from that:
-    comparing with the last version only (not every version seen) means a card
-    that goes Queue -> Cancelled -> Queue within one minute is still noticed.
+    each card in Queue, the last version handled. A card is fresh when its
+    version differs from that: comparing with the last version only (not every
+    version seen) means a card that goes Queue -> Cancelled -> Queue within one
+    minute is still noticed.
     """
     last = {_page_of(k): k for k in mark.seen}
     fresh = [c for c in cards if last.get(c.page_id) != c.key]

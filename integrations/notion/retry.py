@@ -17,20 +17,27 @@ def retry_delay(
     base: float,
     cap: float,
     rng: random.Random,
+    idempotent: bool = True,
+    sent: bool = True,
 ) -> float | None:
     """Seconds to wait before retry number `attempt` (0-based), or None to give up now.
 
-    `status` None means the request timed out or never got an answer.
-    Rate limits wait what Notion asks (Retry-After) or back off; conflicts,
-    server errors and timeouts back off exponentially with full jitter;
-    other client errors are never retried (the same request cannot succeed).
+    `status` None means the request timed out or never got an answer; `sent`
+    False means it never left (connection refused). Rate limits wait what
+    Notion asks (Retry-After) or back off; conflicts, server errors and
+    timeouts back off exponentially with full jitter; other client errors are
+    never retried (the same request cannot succeed). A write that is not
+    idempotent is not retried when it may have been applied (a timeout or a
+    5xx): the caller checks the page first instead of risking a duplicate.
     """
     if status in RATE_STATUSES:
         if retry_after is not None and retry_after >= 0:
             return min(retry_after, MAX_RETRY_AFTER)
         return _jittered(attempt, base, cap, rng)
-    if status is None or status in RETRY_STATUSES:
+    if not sent or status == 409:
         return _jittered(attempt, base, cap, rng)
+    if status is None or status in RETRY_STATUSES:
+        return _jittered(attempt, base, cap, rng) if idempotent else None
     return None
 
 
