@@ -55,6 +55,8 @@ class Delivery:
 
 class Board(Protocol):
     id: str
+    # seconds to wait before re-checking an effect whose delivery may have landed late
+    doubt_grace: float
 
     async def poll(self, factories: Iterable[str], now: datetime) -> object:
         """Take in new and changed cards (a no-op where cards are created locally)."""

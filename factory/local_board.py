@@ -23,6 +23,7 @@ BOT = "nfactory"
 
 class LocalBoard:
     id = LOCAL_BOARD
+    doubt_grace = 0.0  # local delivery is one transaction: never late
 
     def __init__(self, db: Engine, clock: Clock) -> None:
         self.db = db

@@ -12,9 +12,9 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, and_, func, or_, select, update
 
 from factory.board import Board, Delivery, PendingEffect
 from factory.store.tables import outbox, tasks
@@ -43,13 +43,35 @@ class DrainReport:
     parked: int = 0
 
 
-def pending(db: Engine, board_id: str, limit: int = 500) -> dict[str, list[PendingEffect]]:
-    """Pending effects grouped by card, oldest first."""
+def pending(
+    db: Engine,
+    board_id: str,
+    now: datetime,
+    limit: int = 500,
+    doubt_grace: float = 0.0,
+) -> dict[str, list[PendingEffect]]:
+    """Pending effects grouped by card, oldest first.
+
+    An effect in doubt (its last attempt may have been applied) waits
+    `doubt_grace` seconds before it is checked and re-sent: a request that
+    timed out may still land a little later, and checking too early would
+    send it twice.
+    """
+    settled = now - timedelta(seconds=doubt_grace)
     with db.connect() as conn:
         rows = conn.execute(
             select(outbox, tasks.c.external_id)
             .join(tasks, tasks.c.id == outbox.c.task_id)
-            .where(outbox.c.board_id == board_id, outbox.c.status.in_(("pending", "sending")))
+            .where(
+                outbox.c.board_id == board_id,
+                or_(
+                    outbox.c.status == "pending",
+                    and_(
+                        outbox.c.status == "sending",
+                        or_(outbox.c.attempted_at.is_(None), outbox.c.attempted_at <= settled),
+                    ),
+                ),
+            )
             .order_by(outbox.c.id)
             .limit(limit)
         ).mappings()
@@ -78,13 +100,13 @@ def backlog(db: Engine) -> int:
         ).scalar_one()
 
 
-def mark_sending(db: Engine, ids: Sequence[int]) -> None:
+def mark_sending(db: Engine, ids: Sequence[int], now: datetime) -> None:
     """Write-ahead mark: if we die before `record`, the next drain knows to check first."""
     with db.begin() as conn:
         conn.execute(
             update(outbox)
-            .where(outbox.c.id.in_(list(ids)), outbox.c.status == "pending")
-            .values(status="sending")
+            .where(outbox.c.id.in_(list(ids)), outbox.c.status.in_(("pending", "sending")))
+            .values(status="sending", attempted_at=now)
         )
 
 
@@ -121,13 +143,16 @@ def park_task(db: Engine, task_id: str, error: str) -> int:
     return result.rowcount
 
 
-async def drain(db: Engine, board: Board, now: datetime, limit: int = 500) -> DrainReport:
+async def drain(
+    db: Engine, board: Board, now: datetime, limit: int = 500, doubt_grace: float | None = None
+) -> DrainReport:
     """Deliver pending effects card by card; one failing card does not stall the others."""
-    grouped = await asyncio.to_thread(pending, db, board.id, limit)
+    grace = board.doubt_grace if doubt_grace is None else doubt_grace
+    grouped = await asyncio.to_thread(pending, db, board.id, now, limit, grace)
     delivered = superseded_n = failed = parked = 0
     for task_id, effects in grouped.items():
         send, superseded = coalesce(effects)
-        await asyncio.to_thread(mark_sending, db, [e.id for e in send])
+        await asyncio.to_thread(mark_sending, db, [e.id for e in send], now)
         try:
             results = await board.deliver(send)
         except Exception as exc:  # a board bug must not stop the other cards

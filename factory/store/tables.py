@@ -162,6 +162,7 @@ outbox = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
     Column("external_ref", Text),  # what the board answered (block or comment id)
+    Column("attempted_at", UTCDateTime),  # the last delivery attempt began
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime),
     Index("ix_outbox_status_task_id", "status", "task_id", "id"),

@@ -78,6 +78,8 @@ class NotionBoard:
         self.bot_id = bot_id
         self.allowed = allowed_repliers
         self.deliverer = NotionDeliverer(client, db, bot_id)
+        # a request Notion answered late may still be applied: wait twice its timeout
+        self.doubt_grace = 2 * client.timeout
 
     async def poll(self, factories: Iterable[str], now: datetime) -> IntakeReport:
         return await poll(self.client, self.db, self.id, factories, now)

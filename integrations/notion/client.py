@@ -81,6 +81,7 @@ class NotionClient:
             log_level=logging.ERROR,  # failures are reported once, by this layer
         )
         self.bucket = bucket or shared_bucket(token, rate, burst)
+        self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
