@@ -181,6 +181,8 @@ def _print_cycle(rt: Runtime, report: CycleReport) -> None:
         )
         for problem in intake.errors:
             err.print(f"[yellow]warning:[/yellow] {escape(problem)}", highlight=False)
+    for problem in report.errors:
+        err.print(f"[yellow]warning:[/yellow] {escape(problem)}", highlight=False)
     if not report.ticks:
         out.print("nothing to do")
     for t in report.ticks:

@@ -7,6 +7,7 @@ separate jobs.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from factory.board import Board
@@ -14,12 +15,15 @@ from factory.engine import Engine, TickReport
 from factory.outbox import DrainReport, drain
 from factory.store import repo
 
+log = logging.getLogger("nfactory.cycle")
+
 
 @dataclass
 class CycleReport:
     ticks: list[TickReport] = field(default_factory=list)
     delivery: DrainReport = field(default_factory=DrainReport)
     intake: object = None  # what the board's poll reported, if it has intake
+    errors: list[str] = field(default_factory=list)  # phases that failed (board unreachable...)
 
     @property
     def transitions(self) -> int:
@@ -32,7 +36,11 @@ async def resume_answered(engine: Engine, board: Board) -> list[TickReport]:
         waiting = repo.feedback_task_ids(conn, board.id)
     reports = []
     for task_id in waiting:
-        replies = await board.replies(task_id)
+        try:
+            replies = await board.replies(task_id)
+        except Exception as exc:  # one unreadable card must not hide the others' replies
+            log.warning("reading replies on card %s failed: %s", task_id, exc)
+            continue
         if replies:
             reports.append(await engine.tick(task_id, replies=replies))
     return reports
@@ -45,11 +53,23 @@ async def run_due(engine: Engine, limit: int = 100) -> list[TickReport]:
 
 
 async def run_cycle(engine: Engine, board: Board) -> CycleReport:
-    intake = await board.poll(engine.factories, engine.clock.now())
-    ticks = await resume_answered(engine, board)
-    ticks += await run_due(engine)
-    delivery = await drain(engine.db, board, engine.clock.now())
-    return CycleReport(ticks, delivery, intake)
+    """Each phase runs even if the board fails another: Notion being down must not stop
+    cards already taken in from running (their effects wait in the outbox)."""
+    report = CycleReport()
+    try:
+        report.intake = await board.poll(engine.factories, engine.clock.now())
+    except Exception as exc:
+        report.errors.append(f"intake: {exc}")
+    try:
+        report.ticks += await resume_answered(engine, board)
+    except Exception as exc:
+        report.errors.append(f"feedback: {exc}")
+    report.ticks += await run_due(engine)
+    try:
+        report.delivery = await drain(engine.db, board, engine.clock.now())
+    except Exception as exc:
+        report.errors.append(f"delivery: {exc}")
+    return report
 
 
 async def run_task(engine: Engine, board: Board, task_id: str) -> CycleReport:

@@ -39,6 +39,7 @@ class World:
         *,
         rate: float = 3.0,
         burst: int = 10,
+        timeout: float = 5.0,
         **engine_options: Any,
     ) -> None:
         self.emu = emulator
@@ -51,7 +52,7 @@ class World:
             backoff_base=0.05,
             backoff_cap=0.5,
             max_attempts=12,
-            timeout=5,
+            timeout=timeout,
             bucket=TokenBucket(rate, burst),  # a fresh bucket per world, not the shared one
         )
         self.engine = Engine(
