@@ -161,8 +161,11 @@ async def drain(
         await asyncio.to_thread(record, db, results, [e.id for e in superseded], now)
         superseded_n += len(superseded)
         delivered += sum(1 for d in results if d.ok)
-        failed += sum(1 for d in results if not d.ok)
-        permanent = next((d for d in results if not d.ok and d.permanent), None)
-        if permanent is not None:
-            parked += await asyncio.to_thread(park_task, db, task_id, permanent.error or "")
+        failed += sum(1 for d in results if not d.ok and not d.permanent)
+        permanent = [d for d in results if not d.ok and d.permanent]
+        parked += len(permanent)
+        if permanent:
+            # the rest of this card's backlog would fail the same way: park it too
+            error = permanent[0].error or ""
+            parked += await asyncio.to_thread(park_task, db, task_id, error)
     return DrainReport(delivered, superseded_n, failed, parked)

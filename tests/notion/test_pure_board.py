@@ -1,0 +1,123 @@
+"""Pure pieces of the Notion board: replies, schema checks and repairs, delivery text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from factory.board import PendingEffect
+from integrations.notion import schema
+from integrations.notion.deliver import already_there, render
+from integrations.notion.feedback import new_replies
+
+BOT, ANN, BOB = "bot-id", "ann-id", "bob-id"
+
+
+def comment(cid: str, author: str, text: str) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "created_by": {"object": "user", "id": author},
+        "created_time": "2026-11-23T10:00:00.000Z",
+        "rich_text": [{"type": "text", "plain_text": text, "text": {"content": text}}],
+    }
+
+
+THREAD = [
+    comment("c0", ANN, "an old remark"),
+    comment("q", BOT, "Which colour?"),
+    comment("c1", ANN, "Green"),
+    comment("c2", BOT, "(the bot again)"),
+    comment("c3", BOB, "and white"),
+]
+
+
+def test_replies_are_human_comments_after_the_question_in_order() -> None:
+    got = new_replies(THREAD, bot_id=BOT, question_id="q", consumed=set())
+    assert [(r.comment_id, r.text, r.author) for r in got] == [
+        ("c1", "Green", ANN),
+        ("c3", "and white", BOB),
+    ]
+
+
+def test_consumed_and_disallowed_replies_are_skipped() -> None:
+    assert [
+        r.comment_id for r in new_replies(THREAD, bot_id=BOT, question_id="q", consumed={"c1"})
+    ] == ["c3"]
+    allowed = new_replies(THREAD, bot_id=BOT, question_id="q", consumed=set(), allowed={BOB})
+    assert [r.author for r in allowed] == [BOB]
+
+
+def test_the_bots_own_comments_never_count() -> None:
+    assert (
+        new_replies(
+            [comment("q", BOT, "?"), comment("x", BOT, "hi")],
+            bot_id=BOT,
+            question_id="q",
+            consumed=set(),
+        )
+        == []
+    )
+
+
+def test_schema_problems_name_the_fix_and_repair_keeps_existing_options() -> None:
+    props = {
+        "Task": {"type": "title", "title": {}},
+        "State": {
+            "type": "select",
+            "select": {"options": [{"id": "1", "name": "Queue", "color": "red"}]},
+        },
+        "Factory": {"type": "rich_text", "rich_text": {}},
+    }
+    problems = [str(p) for p in schema.check(props, ["triage"])]
+    assert any("Name: the title property is called 'Task'" in p for p in problems)
+    assert any("Factory: is a rich_text property, expected select" in p for p in problems)
+    assert any("Step: missing; fix: add a rich text property named 'Step'" in p for p in problems)
+    assert any("State: select options missing: Running" in p for p in problems)
+    patch = schema.repair(props, ["triage"])
+    assert patch is not None
+    assert patch["Task"] == {"name": "Name"}
+    assert "Factory" not in patch  # converting types could destroy data: reported, not repaired
+    kept = patch["State"]["select"]["options"]
+    assert kept[0] == {"id": "1", "name": "Queue", "color": "red"}
+    assert [o["name"] for o in kept][1:] == [
+        "Running",
+        "Feedback",
+        "Done",
+        "Failed",
+        "Blocked",
+        "Cancelled",
+    ]
+    assert {"Step", "Error"} <= set(patch)
+
+
+def test_a_right_board_has_no_problems() -> None:
+    props = {
+        name: {"type": next(iter(spec)), **spec}
+        for name, spec in schema.initial_properties(["a", "b"]).items()
+    }
+    assert schema.check(props, ["a", "b"]) == []
+    assert schema.repair(props, ["a", "b"]) is None
+
+
+def effect(i: int, kind: str, payload: dict[str, Any]) -> PendingEffect:
+    return PendingEffect(i, "t", kind, payload, f"k{i}", "page")
+
+
+def test_render_keeps_order_and_recognises_what_already_landed() -> None:
+    effects = [
+        effect(1, "log", {"line": "`10:00` **a** → **b** (action.done)"}),
+        effect(2, "page", {"markdown": "# Output\n\nsome *text*"}),
+        effect(3, "log", {"line": "`10:01` **b** → **c**"}),
+    ]
+    md = render(effects, with_header=True)
+    assert (
+        md.index("notion-factory log")
+        < md.index("**a** → **b**")
+        < md.index("# Output")
+        < md.index("**b** → **c**")
+    )
+    # Notion may re-render markdown; letters and digits survive
+    landed = (
+        "## 🤖 notion-factory log\n- `10:00` **a** → **b** (action.done)\n\n# Output\nsome _text_"
+    )
+    assert already_there(effects[0], landed) and already_there(effects[1], landed)
+    assert not already_there(effects[2], landed)
