@@ -128,6 +128,7 @@ def _indent(line: str) -> int:
 
 def _language(info: str) -> tuple[str, str]:
     """(Notion language, caption): an info string Notion can't take is kept as the caption."""
+    info = info.strip()
     if not info:
         return "plain text", ""
     exact = CODE_LANGUAGES.get(info.lower())

@@ -365,6 +365,7 @@ def test_a_bullet_starting_with_a_link_is_not_a_todo() -> None:
     ("info", "language", "caption"),
     [
         ("", "plain text", ""),
+        ("\r", "plain text", ""),
         ("py", "python", ""),
         ("TypeScript", "typescript", ""),
         ("c++", "c++", ""),
