@@ -19,6 +19,7 @@ class NotionSettings(BaseSettings):
     notion_board_id: str | None = None
     notion_rate_limit: float = Field(default=3.0, gt=0, le=100)
     notion_burst: int = Field(default=3, ge=1, le=100)
+    notion_webhook_secret: SecretStr | None = None
     nfactory_allowed_repliers: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("nfactory_allowed_repliers", mode="before")

@@ -121,3 +121,13 @@ def test_render_keeps_order_and_recognises_what_already_landed() -> None:
     )
     assert already_there(effects[0], landed) and already_there(effects[1], landed)
     assert not already_there(effects[2], landed)
+
+
+def test_env_example_documents_every_notion_setting() -> None:
+    from pathlib import Path
+
+    from integrations.notion.settings import NotionSettings
+
+    example = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    for name in NotionSettings.model_fields:
+        assert name.upper() in example, f"{name.upper()} is undocumented"
