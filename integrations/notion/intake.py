@@ -74,7 +74,7 @@ async def poll(
         body={"filter": poll_filter(mark), "sorts": POLL_SORTS},
     )
     cards = [parse_card(p) async for p in pages]
-    fresh, next_mark = advance(mark, cards)
+    fresh, next_mark = advance(mark, cards, now)
     report = IntakeReport(seen=len(cards))
     with db.connect() as conn:
         known = board_store.snapshots(conn, board_id, [c.page_id for c in fresh])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from integrations.notion.cards import Card
@@ -45,7 +45,15 @@ def _page_of(key: str) -> str:
     return key.split("|", 1)[0]
 
 
-def advance(mark: Watermark, cards: Sequence[Card]) -> tuple[list[Card], Watermark]:
+# Once our clock is this far past the boundary minute, no edit can still be stamped with
+# it (allowing for this much clock skew between us and Notion), so the boundary moves on
+# and its cards need not be re-read: an idle board then costs one small query per poll.
+SETTLE = timedelta(minutes=5)
+
+
+def advance(
+    mark: Watermark, cards: Sequence[Card], now: datetime | None = None
+) -> tuple[list[Card], Watermark]:
     """(cards not handled before, the next watermark).
 
     The watermark remembers, for each card edited in the boundary minute and
@@ -65,6 +73,9 @@ def advance(mark: Watermark, cards: Sequence[Card]) -> tuple[list[Card], Waterma
         # Queue cards come back on every poll whatever their age: remember them too
         if c.last_edited_time == minute or c.state == "Queue":
             keep[c.page_id] = c.key
+    if minute is not None and now is not None and now >= minute + timedelta(minutes=1) + SETTLE:
+        minute = minute + timedelta(minutes=1)
+        keep = {c.page_id: c.key for c in cards if c.state == "Queue"}
     return fresh, Watermark(minute, frozenset(keep.values()))
 
 

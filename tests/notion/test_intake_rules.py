@@ -43,7 +43,7 @@ events = st.lists(
         st.sampled_from(["edit", "poll"]),
         st.integers(0, 4),  # which card
         st.sampled_from(STATES),
-        st.integers(0, 50),  # seconds that pass first
+        st.sampled_from([0, 1, 5, 30, 59, 61, 200, 400]),  # seconds that pass first
     ),
     max_size=60,
 )
@@ -63,7 +63,7 @@ def test_no_change_is_missed_and_none_is_handled_twice(
 
     def poll() -> None:
         nonlocal mark, first
-        fresh, mark = advance(mark, query(board, mark))
+        fresh, mark = advance(mark, query(board, mark), now)
         if first is None and mark.minute is not None:
             first = now
         for c in fresh:
@@ -120,3 +120,16 @@ def test_decisions() -> None:
         "cancel"
     )
     assert decide_card(card("p", "Cancelled", T0), snap("done", "Done"), ["f"]).action == "ignore"
+
+
+def test_an_idle_boundary_minute_settles_so_a_big_bulk_edit_is_not_reread_forever() -> None:
+    board = {f"p{i}": card(f"p{i}", "Done", T0) for i in range(300)}
+    board["q"] = card("q", "Queue", T0)
+    mark = Watermark(T0, frozenset())
+    fresh, mark = advance(mark, query(board, mark), T0 + timedelta(seconds=30))
+    assert len(fresh) == 301 and mark.minute == T0  # still inside the window: re-read
+    fresh, mark = advance(mark, query(board, mark), T0 + timedelta(minutes=7))
+    assert fresh == [] and mark.minute == T0 + timedelta(minutes=1)
+    assert [c.page_id for c in query(board, mark)] == ["q"]  # from now on, one small query
+    fresh, mark = advance(mark, query(board, mark), T0 + timedelta(minutes=8))
+    assert fresh == []
