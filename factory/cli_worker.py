@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
+import uvicorn
 from rich.live import Live
+from sqlalchemy import text
 
-from factory.cli_shared import board_for, out, runtime
+from factory.cli_shared import board_for, notion_settings, out, runtime
 from factory.live import JsonFormatter, render
+from factory.metrics import render as render_metrics
 from factory.scheduler import Worker, WorkerConfig
 
 
@@ -26,9 +31,18 @@ def start(
     log_format: Annotated[
         LogFormat, typer.Option("--log-format", help="Log lines when not on a terminal.")
     ] = LogFormat.text,
+    webhook_port: Annotated[
+        int | None,
+        typer.Option("--webhook-port", help="Serve Notion webhooks, /healthz and /metrics here."),
+    ] = None,
+    webhook_host: Annotated[
+        str, typer.Option("--webhook-host", help="Interface for the webhook server.")
+    ] = "127.0.0.1",
 ) -> None:
     """Run the worker: poll the board, run cards, deliver effects, until SIGINT/SIGTERM."""
     rt = runtime()
+    if webhook_port is not None and not notion_settings().board_configured:
+        raise ValueError("--webhook-port needs a Notion board: set NOTION_BOARD_ID")
     live = sys.stdout.isatty() and log_format is LogFormat.text
     _configure_logging(log_format, quiet=live)
     config = WorkerConfig(
@@ -36,10 +50,12 @@ def start(
         concurrency=rt.settings.concurrency,
         shutdown_grace_seconds=rt.settings.shutdown_grace_seconds,
     )
-    asyncio.run(_serve(rt, config, live))
+    asyncio.run(_serve(rt, config, live, webhook_host, webhook_port))
 
 
-async def _serve(rt, config: WorkerConfig, live: bool) -> None:  # type: ignore[no-untyped-def]
+async def _serve(  # type: ignore[no-untyped-def]
+    rt, config: WorkerConfig, live: bool, webhook_host: str, webhook_port: int | None
+) -> None:
     log = logging.getLogger("nfactory.worker")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -69,6 +85,9 @@ async def _serve(rt, config: WorkerConfig, live: bool) -> None:  # type: ignore[
             config.poll_seconds,
         )
         worker.start()
+        web: tuple[uvicorn.Server, asyncio.Task[None]] | None = None
+        if webhook_port is not None:
+            web = _start_webhooks(rt, worker, board, webhook_host, webhook_port)
         if live:
             with Live(render(worker), console=out, refresh_per_second=2) as view:
                 while not stop.is_set():
@@ -77,7 +96,57 @@ async def _serve(rt, config: WorkerConfig, live: bool) -> None:  # type: ignore[
         else:
             await stop.wait()
         await worker.stop()
+        if web is not None:
+            server, serving = web
+            server.should_exit = True
+            await serving
     log.info("worker stopped")
+
+
+def _start_webhooks(
+    rt, worker: Worker, board, host: str, port: int
+) -> tuple[uvicorn.Server, asyncio.Task[None]]:  # type: ignore[no-untyped-def]
+    """The webhook receiver, /healthz and /metrics, served in the worker's own loop."""
+    from integrations.notion.webhooks import WebhookReceiver
+
+    settings = notion_settings()
+    secret = (
+        settings.notion_webhook_secret.get_secret_value()
+        if settings.notion_webhook_secret
+        else None
+    )
+
+    def health() -> dict[str, str]:
+        try:
+            with rt.db.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            database = "ok"
+        except Exception as exc:
+            database = f"error: {type(exc).__name__}"
+        return {"worker": "ok" if worker.accepting else "stopping", "database": database}
+
+    def metrics() -> str:
+        return render_metrics(worker.stats, rt.db, board.client.stats.as_dict())
+
+    receiver = WebhookReceiver(
+        rt.db,
+        secret,
+        board.bot_id,
+        worker.wake,
+        health,
+        metrics,
+        Path(".nfactory") / "webhook-verification-token",
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(receiver.app, host=host, port=port, log_level="warning", lifespan="off")
+    )
+    # the worker owns SIGINT/SIGTERM; uvicorn would capture them and raise them again
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    serving = asyncio.create_task(server.serve())
+    logging.getLogger("nfactory.worker").info(
+        "webhooks on http://%s:%d/webhooks/notion (also /healthz, /metrics)", host, port
+    )
+    return server, serving
 
 
 def _configure_logging(log_format: LogFormat, quiet: bool) -> None:
@@ -89,3 +158,6 @@ def _configure_logging(log_format: LogFormat, quiet: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING if quiet else logging.INFO)
+    for chatty in ("apscheduler", "httpx", "uvicorn.access"):
+        # every job run and every request at INFO would drown what matters
+        logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -171,6 +171,14 @@ class Worker:
         try:
             report = await self.engine.tick(task_id)
             self._count(report)
+            if report.transitions or report.outcome not in ("idle", "busy"):
+                log.info(
+                    "card %s: %s after %d transition(s), now %s",
+                    task_id[:8],
+                    report.outcome,
+                    report.transitions,
+                    report.status,
+                )
             return report
         except Exception as exc:
             self._failed(f"tick {task_id[:8]}", exc)

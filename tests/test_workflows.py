@@ -75,3 +75,13 @@ async def test_writing_revises_asks_and_publishes_on_approval(world) -> None:  #
     assert approved.outcome == "finished"
     status, ctx = final(db, tid)
     assert status == "done" and ctx["approved_by"] == "bob"
+
+
+async def test_report_runs_its_commands_and_puts_the_output_on_the_page(world) -> None:  # type: ignore[no-untyped-def]
+    db, engine = world
+    tid = card(db, "report", "System report")
+    report = await engine.tick(tid)
+    assert report.outcome == "finished"
+    assert final(db, tid)[0] == "done"
+    pages = [s.page for s in report.steps if s.page]
+    assert "python 3." in pages[0] and "Filesystem" in pages[1]

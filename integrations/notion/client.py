@@ -45,6 +45,10 @@ class ClientStats:
     rate_limited: int = 0
     by_endpoint: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    by_object: dict[str, int] = field(default_factory=dict)  # page/block id (undashed) -> requests
+
+    def for_object(self, object_id: str) -> int:
+        return self.by_object.get(object_id.replace("-", ""), 0)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +134,9 @@ class NotionClient:
             await self.bucket.acquire()
             self.stats.total += 1
             self.stats.by_endpoint[endpoint] = self.stats.by_endpoint.get(endpoint, 0) + 1
+            for object_id in _UUIDISH.findall(f"{path} {(query or {}).get('block_id', '')}"):
+                key = object_id.replace("-", "")
+                self.stats.by_object[key] = self.stats.by_object.get(key, 0) + 1
             try:
                 return await self._sdk.request(path, method.upper(), query=query, body=body)
             except Exception as exc:
