@@ -19,7 +19,7 @@ from sqlalchemy import text
 from factory.cli_shared import board_for, notion_settings, out, runtime
 from factory.live import JsonFormatter, render
 from factory.metrics import render as render_metrics
-from factory.scheduler import Worker, WorkerConfig
+from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
 
 
 class LogFormat(StrEnum):
@@ -158,6 +158,4 @@ def _configure_logging(log_format: LogFormat, quiet: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING if quiet else logging.INFO)
-    for chatty in ("apscheduler", "httpx", "uvicorn.access"):
-        # every job run and every request at INFO would drown what matters
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    quiet_chatty_loggers()

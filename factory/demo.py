@@ -1,8 +1,9 @@
-"""`nfactory demo`: the bundled workflows end to end on a throwaway local board.
+"""`nfactory demo`: the whole product on a local Notion, with no account and no setup.
 
-Creates cards, runs worker cycles, answers the feedback question as a person
-would, and ends with a summary. Exit status 0 only if every card ended in the
-column it should.
+Starts the Notion emulator in-process (with Notion's rate limit), creates a
+board, adds cards for the bundled workflows as a person would, runs the real
+worker, answers the feedback question in a comment like a person, and ends
+with a summary. Exit status 0 only if every card ended in the column it should.
 """
 
 from __future__ import annotations
@@ -13,103 +14,195 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
 import workflows
 from factory.clock import SystemClock
-from factory.cycle import run_cycle
-from factory.effects import COLUMNS
-from factory.local_board import add_reply
-from factory.runtime import open_runtime
-from factory.settings import load_settings
+from factory.engine import Engine, EngineConfig
+from factory.loader import load_factories
+from factory.outbox import backlog
+from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
 from factory.store import repo
+from factory.store.db import open_database
+from integrations.notion.board import NotionBoard
+from integrations.notion.cards import new_card_properties
+from integrations.notion.client import NotionClient
+from integrations.notion.setup import setup_board
+from integrations.notion_emulator import render
+from integrations.notion_emulator.server import EmulatorServer
+from integrations.notion_emulator.traffic import EmulatorConfig
+
+TOKEN = "secret_demo_integration"
+TERMINAL = {"Done", "Failed", "Blocked", "Cancelled"}
+DEADLINE_SECONDS = 90
+REPLY = "Looks good, approve."
 
 
 @dataclass(frozen=True)
 class Card:
     factory: str
     title: str
-    body: str
     expected: str  # the column it must end in
 
 
 CARDS = (
-    Card("triage", "Login page crashes on submit", "The form throws an error since 2.3.", "Done"),
-    Card("triage", "Dark mode", "We would like to add support for a dark theme.", "Done"),
-    Card("triage", "Lunch", "", "Blocked"),
-    Card("writing", "Release notes for 2.4", "Summarise the 2.4 changes for users.", "Done"),
+    Card("triage", "Login page crashes with an error", "Done"),
+    Card("triage", "Would like to add a dark mode feature", "Done"),
+    Card("triage", "Lunch", "Blocked"),
+    Card("writing", "Release notes for 2.4", "Done"),
+    Card("report", "System report", "Done"),
+    Card("translate", "Translate the docs", "Blocked"),  # no such factory
 )
-MAX_CYCLES = 20
+
+NEXT_STEPS = """\
+To run the same worker against your real Notion board:
+  1. Create an integration at https://www.notion.so/profile/integrations and copy its secret.
+  2. Share a page with it (••• → Connections), then:
+       export NOTION_TOKEN=ntn_...
+       .venv/bin/nfactory board setup --parent-page <that page's id>
+       export NOTION_BOARD_ID=<the id it prints>
+       .venv/bin/nfactory start
+  3. Add a card in Queue with a Factory; watch it move. `nfactory doctor` checks everything."""
 
 
 def run_demo(console: Console) -> int:
     with tempfile.TemporaryDirectory(prefix="nfactory-demo-") as tmp:
-        settings = load_settings(
-            database_url=f"sqlite:///{Path(tmp) / 'demo.db'}",
-            workflows=[str(Path(workflows.__file__).parent)],
+        return asyncio.run(_demo(console, Path(tmp)))
+
+
+def _column(emu: EmulatorServer, page_id: str) -> str:
+    ws = emu.workspace
+    with ws.lock:
+        select = render.page(ws, ws.page(page_id))["properties"]["State"]["select"]
+    return select["name"] if select else "-"
+
+
+def _bot_asked(emu: EmulatorServer, page_id: str, bot_id: str) -> bool:
+    ws = emu.workspace
+    with ws.lock:
+        return any(
+            render.comment(ws, c)["created_by"]["id"] == bot_id for c in ws.comments_of(page_id)
         )
-        return asyncio.run(_demo(console, settings))
 
 
-async def _demo(console: Console, settings) -> int:  # type: ignore[no-untyped-def]
+async def _demo(console: Console, tmp: Path) -> int:
     started = time.monotonic()
-    clock = SystemClock()
-    rt = open_runtime(settings, clock)
-    console.print(f"[bold]notion-factory demo[/bold]: factories {', '.join(rt.catalog.factories)}")
-    ids = []
-    with rt.db.begin() as conn:
-        for card in CARDS:
-            prompt = next((ln for ln in card.body.splitlines() if ln.strip()), "")
-            ids.append(
-                repo.create_task(
-                    conn,
-                    factory_id=card.factory,
-                    title=card.title,
-                    prompt=prompt,
-                    context=card.body,
-                    now=clock.now(),
-                )
+    quiet_chatty_loggers()
+    catalog = load_factories([Path(workflows.__file__).parent])
+    with EmulatorServer(TOKEN, config=EmulatorConfig(rate_limit=3, burst=10)) as emu:
+        console.print(
+            f"[bold]notion-factory demo[/bold]: a local Notion at {emu.base_url} "
+            f"(3 requests/s, as Notion), factories {', '.join(sorted(catalog.factories))}"
+        )
+        client = NotionClient(emu.token, emu.base_url)
+        control = httpx.AsyncClient(base_url=emu.base_url)
+        db = open_database(f"sqlite:///{tmp / 'demo.db'}")
+        try:
+            root = (await control.get("/_emulator/root")).json()
+            made = await setup_board(
+                client,
+                catalog.factories,
+                board_id=None,
+                parent_page=root["page_id"],
+                title="Demo board",
             )
-    columns = {tid: "Queue" for tid in ids}
-    for cycle in range(1, MAX_CYCLES + 1):
-        report = await run_cycle(rt.engine, rt.board)
-        with rt.db.connect() as conn:
-            tasks = {tid: repo.get_task(conn, tid) for tid in ids}
-        for tid, t in tasks.items():
-            column = COLUMNS[t.status]
-            if column != columns[tid]:
-                console.print(f"  cycle {cycle}: {t.title!r:38} {columns[tid]:>8} → {column}")
-                columns[tid] = column
-            if t.status == "feedback":
-                # the scripted person reads the question and approves
-                add_reply(rt.db, tid, "Looks good, approve.", "demo-person", clock.now())
-                console.print(f"  cycle {cycle}: a person replied on {t.title!r}")
-        if not report.ticks and all(t.status not in ("queued", "running") for t in tasks.values()):
-            break
-    table = Table("card", "factory", "final column", "expected", "transitions")
+            source = made.board.data_source_id
+            me = await client.me()
+            with db.begin() as conn:
+                repo.ensure_board(conn, source, "notion", SystemClock().now(), title="Demo board")
+            board = NotionBoard(client, db, source, me["id"])
+            engine = Engine(
+                db, catalog.factories, EngineConfig(worker_id="demo-worker"), SystemClock()
+            )
+            pages = []
+            for card in CARDS:  # a person adds the cards in Queue
+                body = {
+                    "parent": {"data_source_id": source},
+                    "properties": new_card_properties(card.title, card.factory),
+                }
+                pages.append((await control.post("/_emulator/pages", json=body)).json()["id"])
+            console.print(f"board ready, {len(CARDS)} cards in Queue; starting the worker\n")
+            worker = Worker(
+                engine,
+                board,
+                WorkerConfig(
+                    poll_seconds=2, concurrency=4, deliver_seconds=0.5, dispatch_seconds=0.2
+                ),
+            )
+            worker.start()
+            await _watch(console, emu, control, db, pages, me["id"], started)
+            await worker.stop(grace=10)
+            ok = _summary(console, emu, db, client, pages)
+        finally:
+            await client.aclose()
+            await control.aclose()
+            db.dispose()
+    stats = client.stats
+    console.print(
+        f"\nfinished in {time.monotonic() - started:.1f}s; {stats.total} Notion requests, "
+        f"{stats.rate_limited} rate limited. "
+        + (
+            "Every card ended where it should."
+            if ok
+            else "[red]Some cards ended in the wrong column.[/red]"
+        )
+    )
+    console.print(NEXT_STEPS, highlight=False)
+    return 0 if ok else 1
+
+
+async def _watch(  # type: ignore[no-untyped-def]
+    console: Console,
+    emu: EmulatorServer,
+    control,
+    db,
+    pages: list[str],
+    bot_id: str,
+    started: float,
+) -> None:
+    """Print each card's moves on the board; answer the question like a person."""
+    seen = {p: "Queue" for p in pages}
+    answered: set[str] = set()
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        for card, page in zip(CARDS, pages, strict=True):
+            column = _column(emu, page)
+            if column != seen[page]:
+                elapsed = time.monotonic() - started
+                console.print(f"  {elapsed:5.1f}s  {card.title:<42} {seen[page]:>9} → {column}")
+                seen[page] = column
+            if column == "Feedback" and page not in answered and _bot_asked(emu, page, bot_id):
+                await control.post("/_emulator/comments", json={"page_id": page, "text": REPLY})
+                answered.add(page)
+                elapsed = time.monotonic() - started
+                console.print(f"  {elapsed:5.1f}s  a person replies on {card.title!r}: {REPLY!r}")
+        if all(c in TERMINAL for c in seen.values()) and backlog(db) == 0:
+            return
+        await asyncio.sleep(0.25)
+    console.print(f"[red]gave up waiting after {DEADLINE_SECONDS}s[/red]")
+
+
+def _summary(
+    console: Console, emu: EmulatorServer, db, client: NotionClient, pages: list[str]
+) -> bool:  # type: ignore[no-untyped-def]
+    table = Table("card", "factory", "final column", "transitions", "Notion requests")
     ok = True
-    with rt.db.connect() as conn:
-        for card, tid in zip(CARDS, ids, strict=True):
-            column = COLUMNS[repo.get_task(conn, tid).status]
-            run = repo.latest_run(conn, tid)
-            ok &= column == card.expected
-            mark = "" if column == card.expected else " [red](wrong)[/red]"
+    with db.connect() as conn:
+        for card, page in zip(CARDS, pages, strict=True):
+            column = _column(emu, page)
+            task = repo.find_task(conn, page)
+            run = repo.latest_run(conn, task.id)
+            right = column == card.expected
+            ok &= right
             table.add_row(
                 card.title,
                 card.factory,
-                column + mark,
-                card.expected,
+                column if right else f"[red]{column} (expected {card.expected})[/red]",
                 str(run.transitions if run else 0),
+                str(client.stats.for_object(page)),
             )
+    console.print()
     console.print(table)
-    console.print(
-        f"finished in {time.monotonic() - started:.1f}s: "
-        + (
-            "all cards ended where they should"
-            if ok
-            else "[red]some cards ended in the wrong column[/red]"
-        )
-    )
-    rt.db.dispose()
-    return 0 if ok else 1
+    return ok

@@ -14,10 +14,9 @@ agent never delays polling, delivery or other cards.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -76,6 +75,7 @@ class Worker:
         self.on_change = on_change or (lambda: None)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.inflight: dict[str, asyncio.Task[TickReport]] = {}
+        self.jobs: set[asyncio.Task[object]] = set()
         self.accepting = True
         self.stopped = asyncio.Event()
 
@@ -91,7 +91,7 @@ class Worker:
         ]
         for job_id, fn, seconds in jobs:
             self.scheduler.add_job(
-                fn,
+                self._tracked(fn),
                 "interval",
                 seconds=seconds,
                 id=job_id,
@@ -101,6 +101,22 @@ class Worker:
                 misfire_grace_time=None,
             )
         self.scheduler.start()
+
+    def _tracked(self, fn: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        """Remember running job coroutines, so stop() can let them end instead of killing them."""
+
+        async def job() -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self.jobs.add(task)
+            try:
+                await fn()
+            finally:
+                if task is not None:
+                    self.jobs.discard(task)
+
+        job.__name__ = getattr(fn, "__name__", "job")
+        return job
 
     def wake(self, job_id: str) -> None:
         """Run a job now (a webhook said something changed); polling still reconciles."""
@@ -113,6 +129,10 @@ class Worker:
         grace = self.config.shutdown_grace_seconds if grace is None else grace
         self.accepting = False
         self.scheduler.shutdown(wait=False)
+        if self.jobs:  # a poll or delivery in flight: let it finish (it may wait on the limit)
+            _done, stuck = await asyncio.wait(set(self.jobs), timeout=max(grace, 5))
+            for task in stuck:
+                task.cancel()
         pending = list(self.inflight.values())
         if pending:
             log.info("waiting up to %.0fs for %d running card(s)", grace, len(pending))
@@ -220,8 +240,10 @@ class Worker:
         self.stats.error(f"{where}: {exc}")
 
 
-async def run_until_stopped(worker: Worker, stop_requested: asyncio.Event) -> None:
-    worker.start()
-    await stop_requested.wait()
-    with contextlib.suppress(asyncio.CancelledError):
-        await worker.stop()
+def quiet_chatty_loggers() -> None:
+    """Every job run and request at INFO, and every coalesced (skipped) run, is noise."""
+    for name in ("httpx", "uvicorn.access", "apscheduler"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # a skipped run means the previous one is still going, which is the design
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.ERROR)
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
