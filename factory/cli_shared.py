@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
-from integrations.notion.errors import NotionError
 from rich.console import Console
 from rich.markup import escape
 
@@ -22,6 +21,7 @@ from factory.store import repo
 from factory.store.db import DatabaseError
 from factory.store.leases import LeaseHeld
 from factory.validate import FactoryError
+from integrations.notion.errors import NotionError
 from integrations.notion.settings import NotionSettings, load_notion_settings
 
 out = Console()

@@ -52,29 +52,6 @@ def snapshots(conn: Connection, board_id: str, external_ids: Sequence[str]) -> d
     return found
 
 
-def create_card_task(
-    conn: Connection,
-    *,
-    board_id: str,
-    external_id: str,
-    factory_id: str,
-    title: str,
-    prompt: str,
-    context: str,
-    now: datetime,
-) -> str:
-    return repo.create_task(
-        conn,
-        board_id=board_id,
-        external_id=external_id,
-        factory_id=factory_id,
-        title=title,
-        prompt=prompt,
-        context=context,
-        now=now,
-    )
-
-
 def block_new_card(
     conn: Connection,
     *,

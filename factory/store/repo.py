@@ -243,22 +243,23 @@ def commit_step(
     seq = run.transitions + 1
     ends = step.ends_run
     previous = run.previous_state_id if step.to_state == step.from_state else step.from_state
+    changes: dict[str, Any] = {
+        "status": step.run_status,
+        "active": not ends,
+        "state_id": step.to_state,
+        "previous_state_id": previous,
+        "ctx": dict(step.ctx),
+        "attempt": step.next_attempt,
+        "iterations": dict(step.iterations),
+        "transitions": seq,
+        "last_error": step.error if step.error else run.last_error,
+        "updated_at": now,
+        "finished_at": now if ends else None,
+    }
     updated = conn.execute(
         update(runs)
         .where(runs.c.id == run.id, runs.c.transitions == run.transitions, runs.c.active)
-        .values(
-            status=step.run_status,
-            active=not ends,
-            state_id=step.to_state,
-            previous_state_id=previous,
-            ctx=dict(step.ctx),
-            attempt=step.next_attempt,
-            iterations=dict(step.iterations),
-            transitions=seq,
-            last_error=step.error if step.error else run.last_error,
-            updated_at=now,
-            finished_at=now if ends else None,
-        )
+        .values(**changes)
     )
     if updated.rowcount != 1:
         # The fencing guard makes this unreachable unless the run was changed outside a lease.
@@ -302,20 +303,7 @@ def commit_step(
                 for c in consumed
             ],
         )
-    return replace(
-        run,
-        status=step.run_status,
-        active=not ends,
-        state_id=step.to_state,
-        previous_state_id=previous,
-        ctx=dict(step.ctx),
-        attempt=step.next_attempt,
-        iterations=dict(step.iterations),
-        transitions=seq,
-        last_error=step.error if step.error else run.last_error,
-        updated_at=now,
-        finished_at=now if ends else None,
-    )
+    return replace(run, **changes)
 
 
 def add_effects(
@@ -369,22 +357,6 @@ def request_cancel(conn: Connection, task_id: str, now: datetime) -> None:
     conn.execute(
         update(tasks).where(tasks.c.id == task_id).values(cancel_requested=True, updated_at=now)
     )
-
-
-def requeue(conn: Connection, task_id: str, now: datetime) -> bool:
-    """A finished card put back in the queue starts afresh; an active run is left alone."""
-    result = conn.execute(
-        update(tasks)
-        .where(tasks.c.id == task_id, tasks.c.active_run_id.is_(None))
-        .values(
-            status="queued",
-            cancel_requested=False,
-            last_error=None,
-            not_before=None,
-            updated_at=now,
-        )
-    )
-    return result.rowcount == 1
 
 
 def runnable_task_ids(conn: Connection, now: datetime, limit: int = 100) -> list[str]:

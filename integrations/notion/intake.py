@@ -114,7 +114,7 @@ async def _apply(
 
         def create() -> None:
             with db.begin() as conn:
-                board_store.create_card_task(
+                repo.create_task(
                     conn,
                     board_id=board_id,
                     external_id=card.page_id,
