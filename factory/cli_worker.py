@@ -17,7 +17,7 @@ from rich.live import Live
 from sqlalchemy import text
 
 from factory.cli_shared import board_for, notion_settings, out, runtime
-from factory.live import JsonFormatter, render
+from factory.live import JsonFormatter, RequestRate, render
 from factory.metrics import render as render_metrics
 from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
 
@@ -89,9 +89,11 @@ async def _serve(  # type: ignore[no-untyped-def]
         if webhook_port is not None:
             web = _start_webhooks(rt, worker, board, webhook_host, webhook_port)
         if live:
-            with Live(render(worker), console=out, refresh_per_second=2) as view:
+            client = getattr(board, "client", None)  # the Notion board counts its requests
+            rate = RequestRate(client.stats.as_dict) if client is not None else None
+            with Live(render(worker, rate), console=out, refresh_per_second=2) as view:
                 while not stop.is_set():
-                    view.update(render(worker))
+                    view.update(render(worker, rate))
                     await asyncio.sleep(0.5)
         else:
             await stop.wait()

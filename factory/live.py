@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -26,6 +27,22 @@ def column_counts(db: Engine) -> dict[str, int]:
     for status, n in rows:
         counts[COLUMNS.get(status, status)] = n
     return counts
+
+
+class RequestRate:
+    """Requests per minute over a sliding window, from a growing total."""
+
+    def __init__(self, total: Callable[[], dict[str, int]]) -> None:
+        self.total = total
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def __call__(self) -> dict[str, int]:
+        now = time.monotonic()
+        current = self.total()
+        self.samples.append((now, current.get("total", 0)))
+        while self.samples and self.samples[0][0] < now - 60:
+            self.samples.popleft()
+        return {**current, "per_minute": current.get("total", 0) - self.samples[0][1]}
 
 
 def render(worker: Worker, requests: Callable[[], dict[str, int]] | None = None) -> Group:

@@ -121,3 +121,19 @@ async def test_stop_after_the_grace_releases_the_lease_and_writes_nothing_half_d
     assert leases_held(db) == 0  # released, not left to expire
     assert statuses(db) == {"running": 1}  # resumable: the next worker starts state 'a' again
     assert path(db, tid) == []
+
+
+async def test_the_live_view_shows_columns_backlog_and_requests(db: Database) -> None:
+    from rich.console import Console
+
+    from factory.live import RequestRate, render
+
+    factory = define_factory(id="v", start="end", states={"end": done()})
+    clock = SystemClock()
+    new_task(db, "v")
+    worker = Worker(make_engine(db, factory, clock=clock), LocalBoard(db, clock), FAST)  # type: ignore[arg-type]
+    console = Console(record=True, width=120)
+    console.print(render(worker, RequestRate(lambda: {"total": 12, "rate_limited": 1})))
+    text = console.export_text()
+    for expected in ("Queue 1", "Running 0", "outbox backlog 0", "requests/min 0", "429s 1"):
+        assert expected in text, text
