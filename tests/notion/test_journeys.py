@@ -37,6 +37,7 @@ async def test_a_queued_card_runs_to_done_with_its_log_on_the_page(world: World)
 
 async def test_feedback_question_reply_and_resume(world: World) -> None:
     page = world.add_card("Paint the shed", "ask")
+    before, cycles_before = world.stats()["total"], world.cycles
     await world.until(lambda: world.column(page) == "Feedback")
     assert world.comments(page) == [("bot", "Which colour for 'Paint the shed'?")]
     for _ in range(2):  # the bot's own question never resumes anything
@@ -45,6 +46,11 @@ async def test_feedback_question_reply_and_resume(world: World) -> None:
     world.comment(page, "Green")
     world.comment(page, "with white trim")
     await world.until(lambda: world.column(page) == "Done")
+    used, cycles = world.stats()["total"] - before, world.cycles - cycles_before
+    print(f"feedback journey: {used} Notion requests over {cycles} cycles")
+    # per cycle one board poll and at most one comment check, plus the card's own work:
+    # its description, two column updates, two log appends, the question and the summary
+    assert used <= 7 + 2 * cycles
     with world.db.connect() as conn:
         from factory.store import repo
 

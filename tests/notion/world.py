@@ -59,6 +59,7 @@ class World:
             self.db, self.factories, EngineConfig(worker_id="bot", **engine_options), SystemClock()
         )
         self.board: NotionBoard | None = None
+        self.cycles = 0
 
     async def open(self) -> World:
         root = self.control.get("/_emulator/root").json()
@@ -121,6 +122,7 @@ class World:
 
     async def cycle(self) -> CycleReport:
         assert self.board is not None
+        self.cycles += 1
         return await run_cycle(self.engine, self.board)
 
     async def until(self, done: Callable[[], bool], cycles: int = 30) -> int:
