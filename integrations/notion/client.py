@@ -1,17 +1,21 @@
 """The one way notion-factory talks to Notion: notion-client behind a shared rate limit.
 
 notion-client's own retries are switched off: this layer is the only one that
-retries, so attempts are counted once, Retry-After pauses every caller sharing
-the token, and writes (POST/PATCH) are retried on 409 and 5xx too, which is
-safe here because every board write is idempotent or checked before re-sending.
+retries, so attempts are counted once, every attempt waits for the shared
+token bucket, a Retry-After pauses every caller sharing the token, and writes
+(POST/PATCH) are retried on 409 and 5xx too, which is safe here because every
+board write is idempotent or marked `idempotent=False` and checked before
+re-sending.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -19,33 +23,50 @@ from typing import Any
 
 import httpx
 import notion_client
-from notion_client.errors import HTTPResponseError, RequestTimeoutError
+from notion_client.errors import (
+    HTTPResponseError,
+    InvalidPathParameterError,
+    RequestTimeoutError,
+)
 
-from integrations.notion.errors import NotionError
+from integrations.notion.errors import NotionError, redact
 from integrations.notion.ratelimit import TokenBucket, shared_bucket
-from integrations.notion.retry import parse_retry_after, retry_delay
+from integrations.notion.retry import RATE_STATUSES, parse_retry_after, retry_delay
 
 log = logging.getLogger("nfactory.notion")
+# notion-client adds a stdout handler to its package logger for every client it
+# builds unless given a logger; this one stays quiet (failures are reported once, here).
+_sdk_log = logging.getLogger("nfactory.notion.sdk")
 
 NOTION_VERSION = "2025-09-03"
+MAX_PAGE_SIZE = 100
 _UUIDISH = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 )
 
+Json = dict[str, Any]
+
+
+def normalise_path(path: str) -> str:
+    """`pages/x` for any of `pages/x`, `/pages/x`, `v1/pages/x`, `/v1/pages/x`."""
+    return path.strip().lstrip("/").removeprefix("v1/").lstrip("/")
+
 
 def template(method: str, path: str) -> str:
-    """`PATCH pages/{id}` for counting requests by endpoint."""
-    return f"{method.upper()} /v1/{_UUIDISH.sub('{id}', path)}"
+    """`PATCH /v1/pages/{id}`: the endpoint, for counting requests without ids."""
+    return f"{method.upper()} /v1/{_UUIDISH.sub('{id}', normalise_path(path))}"
 
 
 @dataclass
 class ClientStats:
-    total: int = 0
+    """What this client sent; the CLI and the benchmarks print it."""
+
+    total: int = 0  # requests sent, retries included
     retries: int = 0
-    rate_limited: int = 0
-    by_endpoint: dict[str, int] = field(default_factory=dict)
-    errors: dict[str, int] = field(default_factory=dict)
-    by_object: dict[str, int] = field(default_factory=dict)  # page/block id (undashed) -> requests
+    rate_limited: int = 0  # 429 and 529 answers received
+    by_endpoint: dict[str, int] = field(default_factory=dict)  # "METHOD /v1/path/{id}" -> sent
+    errors: dict[str, int] = field(default_factory=dict)  # error code -> failed attempts
+    by_object: dict[str, int] = field(default_factory=dict)  # page/block id (undashed) -> sent
 
     def for_object(self, object_id: str) -> int:
         return self.by_object.get(object_id.replace("-", ""), 0)
@@ -59,8 +80,24 @@ class ClientStats:
             "errors": dict(self.errors),
         }
 
+    def summary(self) -> str:
+        """One line: `42 requests, 3 retries, 0 rate limited (errors: ...)`."""
+        text = f"{self.total} requests, {self.retries} retries, {self.rate_limited} rate limited"
+        if self.errors:
+            text += " (errors: " + ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items()))
+            text += ")"
+        return text
+
+
+def _rich_title(title: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(title, str):
+        return [{"type": "text", "text": {"content": title}}]
+    return title
+
 
 class NotionClient:
+    """notion-client's AsyncClient behind the shared bucket and the one retry policy."""
+
     def __init__(
         self,
         token: str,
@@ -72,18 +109,25 @@ class NotionClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 20.0,
         timeout: float = 30.0,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         bucket: TokenBucket | None = None,
     ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.base_url = base_url.rstrip("/")
         self._sdk = notion_client.AsyncClient(
             auth=token,
-            base_url=base_url.rstrip("/"),
+            base_url=self.base_url,
             notion_version=NOTION_VERSION,
             timeout_ms=int(timeout * 1000),
             retry=False,
-            log_level=logging.ERROR,  # failures are reported once, by this layer
+            logger=_sdk_log,
+            log_level=logging.ERROR,
         )
+        # Kept only to scrub it from server-provided text; never logged or shown.
+        self._secret = token
+        # `bucket` lets a test or benchmark isolate itself from the process-wide one.
         self.bucket = bucket or shared_bucket(token, rate, burst)
         self.timeout = timeout
         self.max_attempts = max_attempts
@@ -92,6 +136,12 @@ class NotionClient:
         self.rng = rng or random.Random()
         self._sleep = sleep
         self.stats = ClientStats()
+
+    def __repr__(self) -> str:
+        return (
+            f"NotionClient(base_url={self.base_url!r}, bucket={self.bucket!r}, "
+            f"max_attempts={self.max_attempts})"
+        )
 
     async def aclose(self) -> None:
         await self._sdk.aclose()
@@ -107,9 +157,6 @@ class NotionClient:
     ) -> None:
         await self.aclose()
 
-    async def _pause(self, seconds: float) -> None:
-        await (self._sleep or asyncio.sleep)(seconds)
-
     # -- the one request path ---------------------------------------------------------
 
     async def request(
@@ -117,38 +164,44 @@ class NotionClient:
         method: str,
         path: str,
         *,
-        body: dict[str, Any] | None = None,
-        query: dict[str, Any] | None = None,
+        body: Json | None = None,
+        query: Json | None = None,
         idempotent: bool = True,
-    ) -> dict[str, Any]:
+    ) -> Json:
         """One API call, retried as the retry policy allows; raises NotionError.
 
         Pass idempotent=False for writes that would duplicate if applied twice
         (comments, appends): those are not retried once they may have landed,
         and the error says so (`maybe_applied`) so the caller can check first.
         """
-        path = path.removeprefix("/").removeprefix("v1/")
+        method = method.upper()
+        path = normalise_path(path)
         endpoint = template(method, path)
+        objects = [
+            found.replace("-", "")
+            for found in _UUIDISH.findall(f"{path} {(query or {}).get('block_id', '')}")
+        ]
         attempt = 0
         while True:
             await self.bucket.acquire()
-            self.stats.total += 1
-            self.stats.by_endpoint[endpoint] = self.stats.by_endpoint.get(endpoint, 0) + 1
-            for object_id in _UUIDISH.findall(f"{path} {(query or {}).get('block_id', '')}"):
-                key = object_id.replace("-", "")
-                self.stats.by_object[key] = self.stats.by_object.get(key, 0) + 1
+            self._count_sent(endpoint, objects)
             try:
-                return await self._sdk.request(path, method.upper(), query=query, body=body)
+                result: Json = await self._sdk.request(path, method, query=query, body=body)
+                return result
             except Exception as exc:
-                error, retry_after, sent = _translate(exc)
+                error, retry_after, sent = _translate(exc, self._secret)
+            # Raised outside the except block on purpose: no exception chain
+            # (whose httpx request carries the Authorization header) is attached.
             self.stats.errors[error.code] = self.stats.errors.get(error.code, 0) + 1
-            if error.status in (429, 529):
+            rate_limited = error.status in RATE_STATUSES
+            if rate_limited:
                 self.stats.rate_limited += 1
             delay = None
             if attempt + 1 < self.max_attempts:
                 delay = retry_delay(
                     attempt,
                     error.status,
+                    error.code,
                     retry_after,
                     base=self.backoff_base,
                     cap=self.backoff_cap,
@@ -158,94 +211,127 @@ class NotionClient:
                 )
             if delay is None:
                 error.maybe_applied = (
-                    not idempotent and sent and (error.status is None or error.status >= 500)
+                    not idempotent
+                    and sent
+                    and (error.status is None or error.status >= 500)
+                    and error.status not in RATE_STATUSES
                 )
                 raise error
-            if error.status in (429, 529):
-                self.bucket.pause_for(delay)
+            if rate_limited:
+                # Everyone on this token waits, not just the caller that was told.
+                self.bucket.pause_until(self.bucket.clock() + delay)
             log.info(
-                "%s failed (%s %s), retry %d in %.2fs",
+                "Notion %s failed (%s %s), retry %d/%d in %.2fs",
                 endpoint,
-                error.status,
+                error.status if error.status is not None else "-",
                 error.code,
                 attempt + 1,
+                self.max_attempts - 1,
                 delay,
             )
             self.stats.retries += 1
             attempt += 1
-            await self._pause(delay)
+            await self._sleep(delay)
+
+    def _count_sent(self, endpoint: str, objects: list[str]) -> None:
+        self.stats.total += 1
+        self.stats.by_endpoint[endpoint] = self.stats.by_endpoint.get(endpoint, 0) + 1
+        for key in objects:
+            self.stats.by_object[key] = self.stats.by_object.get(key, 0) + 1
 
     async def paginate(
         self,
         method: str,
         path: str,
         *,
-        body: dict[str, Any] | None = None,
-        query: dict[str, Any] | None = None,
+        body: Json | None = None,
+        query: Json | None = None,
         page_size: int = 100,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[Json]:
+        """Every result of a list endpoint, following has_more / next_cursor.
+
+        The cursor goes in the body for POST (queries), in the query string otherwise.
+        """
+        size = max(1, min(page_size, MAX_PAGE_SIZE))
+        in_body = method.upper() != "GET"
         cursor: str | None = None
+        seen: set[str] = set()
         while True:
-            if method.upper() == "GET":
-                q = {**(query or {}), "page_size": page_size}
+            if in_body:
+                page_body: Json = {**(body or {}), "page_size": size}
                 if cursor:
-                    q["start_cursor"] = cursor
-                page = await self.request(method, path, query=q)
+                    page_body["start_cursor"] = cursor
+                page = await self.request(method, path, body=page_body, query=query)
             else:
-                b = {**(body or {}), "page_size": page_size}
+                page_query: Json = {**(query or {}), "page_size": size}
                 if cursor:
-                    b["start_cursor"] = cursor
-                page = await self.request(method, path, body=b, query=query)
+                    page_query["start_cursor"] = cursor
+                page = await self.request(method, path, body=body, query=page_query)
             for item in page.get("results", []):
                 yield item
             cursor = page.get("next_cursor")
             if not page.get("has_more") or not cursor:
                 return
+            if cursor in seen:
+                # A server that hands back a cursor twice would loop forever.
+                raise NotionError(
+                    status=None,
+                    code="invalid_response",
+                    message=f"{template(method, path)} returned the same cursor twice",
+                )
+            seen.add(cursor)
 
-    async def _all(self, method: str, path: str, **kwargs: Any) -> list[dict[str, Any]]:
+    async def _all(self, method: str, path: str, **kwargs: Any) -> list[Json]:
         return [item async for item in self.paginate(method, path, **kwargs)]
 
     # -- endpoints the board uses -----------------------------------------------------
 
-    async def me(self) -> dict[str, Any]:
+    async def me(self) -> Json:
         return await self.request("GET", "users/me")
 
-    async def retrieve_database(self, database_id: str) -> dict[str, Any]:
+    async def retrieve_database(self, database_id: str) -> Json:
         return await self.request("GET", f"databases/{database_id}")
 
     async def create_database(
         self, parent_page_id: str, title: str, properties: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> Json:
+        """A database with one data source holding `properties` (2025-09-03 shape)."""
         return await self.request(
             "POST",
             "databases",
             body={
                 "parent": {"type": "page_id", "page_id": parent_page_id},
-                "title": [{"type": "text", "text": {"content": title}}],
+                "title": _rich_title(title),
                 "initial_data_source": {"properties": properties},
             },
         )
 
-    async def retrieve_data_source(self, data_source_id: str) -> dict[str, Any]:
+    async def retrieve_data_source(self, data_source_id: str) -> Json:
         return await self.request("GET", f"data_sources/{data_source_id}")
 
     async def update_data_source(
-        self, data_source_id: str, *, properties: dict[str, Any]
-    ) -> dict[str, Any]:
-        return await self.request(
-            "PATCH", f"data_sources/{data_source_id}", body={"properties": properties}
-        )
+        self,
+        data_source_id: str,
+        properties: dict[str, Any] | None = None,
+        title: str | list[dict[str, Any]] | None = None,
+    ) -> Json:
+        body: Json = {}
+        if properties is not None:
+            body["properties"] = properties
+        if title is not None:
+            body["title"] = _rich_title(title)
+        return await self.request("PATCH", f"data_sources/{data_source_id}", body=body)
 
     async def query_page(
         self,
         data_source_id: str,
-        *,
         filter: dict[str, Any] | None = None,
         sorts: list[dict[str, Any]] | None = None,
         start_cursor: str | None = None,
         page_size: int = 100,
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"page_size": page_size}
+    ) -> Json:
+        """One page of a query, for callers that may stop early."""
+        body: Json = {"page_size": max(1, min(page_size, MAX_PAGE_SIZE))}
         if filter:
             body["filter"] = filter
         if sorts:
@@ -257,53 +343,53 @@ class NotionClient:
     async def query_all(
         self,
         data_source_id: str,
-        *,
         filter: dict[str, Any] | None = None,
         sorts: list[dict[str, Any]] | None = None,
-    ) -> list[dict[str, Any]]:
-        body: dict[str, Any] = {}
+    ) -> list[Json]:
+        body: Json = {}
         if filter:
             body["filter"] = filter
         if sorts:
             body["sorts"] = sorts
         return await self._all("POST", f"data_sources/{data_source_id}/query", body=body)
 
-    async def retrieve_page(self, page_id: str) -> dict[str, Any]:
+    async def retrieve_page(self, page_id: str) -> Json:
         return await self.request("GET", f"pages/{page_id}")
 
     async def create_page(
         self,
         parent: dict[str, Any],
         properties: dict[str, Any],
-        *,
         children: list[dict[str, Any]] | None = None,
         markdown: str | None = None,
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"parent": parent, "properties": properties}
+        *,
+        idempotent: bool = True,
+    ) -> Json:
+        """A page; pass idempotent=False where a duplicate after a lost answer would hurt."""
+        body: Json = {"parent": parent, "properties": properties}
         if children:
             body["children"] = children
         if markdown:
             body["markdown"] = markdown
-        return await self.request("POST", "pages", body=body)
+        return await self.request("POST", "pages", body=body, idempotent=idempotent)
 
     async def update_page(
         self,
         page_id: str,
-        *,
         properties: dict[str, Any] | None = None,
         in_trash: bool | None = None,
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {}
+    ) -> Json:
+        body: Json = {}
         if properties is not None:
             body["properties"] = properties
         if in_trash is not None:
             body["in_trash"] = in_trash
         return await self.request("PATCH", f"pages/{page_id}", body=body)
 
-    async def get_markdown(self, page_id: str) -> dict[str, Any]:
+    async def get_markdown(self, page_id: str) -> Json:
         return await self.request("GET", f"pages/{page_id}/markdown")
 
-    async def insert_markdown(self, page_id: str, content: str) -> dict[str, Any]:
+    async def insert_markdown(self, page_id: str, content: str) -> Json:
         return await self.request(
             "PATCH",
             f"pages/{page_id}/markdown",
@@ -313,29 +399,29 @@ class NotionClient:
 
     async def append_blocks(
         self, block_id: str, children: list[dict[str, Any]], after: str | None = None
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"children": children}
+    ) -> Json:
+        body: Json = {"children": children}
         if after:
             body["after"] = after
         return await self.request(
             "PATCH", f"blocks/{block_id}/children", body=body, idempotent=False
         )
 
-    async def list_children_all(self, block_id: str) -> list[dict[str, Any]]:
+    async def list_children_all(self, block_id: str) -> list[Json]:
         return await self._all("GET", f"blocks/{block_id}/children")
 
     async def list_comments_page(
         self, page_id: str, start_cursor: str | None = None, page_size: int = 100
-    ) -> dict[str, Any]:
-        query: dict[str, Any] = {"block_id": page_id, "page_size": page_size}
+    ) -> Json:
+        query: Json = {"block_id": page_id, "page_size": max(1, min(page_size, MAX_PAGE_SIZE))}
         if start_cursor:
             query["start_cursor"] = start_cursor
         return await self.request("GET", "comments", query=query)
 
-    async def list_comments_all(self, page_id: str) -> list[dict[str, Any]]:
+    async def list_comments_all(self, page_id: str) -> list[Json]:
         return await self._all("GET", "comments", query={"block_id": page_id})
 
-    async def create_comment(self, page_id: str, rich_text: list[dict[str, Any]]) -> dict[str, Any]:
+    async def create_comment(self, page_id: str, rich_text: list[dict[str, Any]]) -> Json:
         return await self.request(
             "POST",
             "comments",
@@ -344,27 +430,75 @@ class NotionClient:
         )
 
 
-def _translate(exc: Exception) -> tuple[NotionError, float | None, bool]:
-    """(NotionError, Retry-After, whether the request reached Notion) for a failure.
+_UNKNOWN_STATUS_CODES = {
+    409: "conflict_error",
+    429: "rate_limited",
+    500: "internal_server_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+    529: "service_overload",
+}
 
-    Only the message is kept: never headers, which carry the token.
+
+def _translate(exc: Exception, secret: str) -> tuple[NotionError, float | None, bool]:
+    """(NotionError, Retry-After seconds, whether the request may have reached Notion).
+
+    Built from the answer's status and JSON body only, never from headers or the
+    request (which carries the token), and scrubbed of the token regardless.
     """
     if isinstance(exc, HTTPResponseError):
         code = str(getattr(exc.code, "value", exc.code))
+        message = str(exc)
+        request_id = exc.request_id
         if code == "notionhq_client_response_error":
-            code = {502: "bad_gateway", 529: "service_overload"}.get(exc.status, "http_error")
-        retry_after = parse_retry_after(exc.headers.get("retry-after"))
-        message = str(exc) if exc.body.lstrip().startswith("{") else f"HTTP {exc.status}"
+            # An error notion-client does not know (529 service_overload, a proxy's page):
+            # read Notion's JSON ourselves when there is some.
+            parsed = _error_body(exc.body)
+            code = str(parsed.get("code") or _UNKNOWN_STATUS_CODES.get(exc.status, "http_error"))
+            message = str(parsed.get("message") or f"HTTP {exc.status}")
+            request_id = request_id or _str_or_none(parsed.get("request_id"))
+        retry_after = parse_retry_after(exc.headers.get("retry-after"), now=time.time())
         error = NotionError(
-            status=exc.status, code=code, message=message, request_id=exc.request_id
+            status=exc.status,
+            code=code,
+            message=redact(message, secret),
+            request_id=request_id,
         )
         return error, retry_after, True
     if isinstance(exc, RequestTimeoutError):
-        return NotionError(status=None, code="timeout", message="the request timed out"), None, True
-    if isinstance(exc, httpx.HTTPError):
-        sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+        error = NotionError(status=None, code="timeout", message="the request timed out")
+        return error, None, True
+    if isinstance(exc, InvalidPathParameterError):
+        error = NotionError(status=400, code="invalid_request_url", message=str(exc))
+        return error, None, False
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         error = NotionError(
-            status=None, code="connection_error", message=f"{type(exc).__name__}: {exc}"
+            status=None, code="invalid_base_url", message=redact(f"{type(exc).__name__}", secret)
+        )
+        return error, None, False
+    if isinstance(exc, httpx.HTTPError):
+        # Only a refused connection provably sent nothing; a read error may follow a write.
+        sent = not isinstance(exc, httpx.ConnectError)
+        error = NotionError(
+            status=None,
+            code="connection_error",
+            message=redact(f"{type(exc).__name__}: {exc}", secret),
         )
         return error, None, sent
+    if isinstance(exc, json.JSONDecodeError):
+        error = NotionError(status=None, code="invalid_response", message="the answer was not JSON")
+        return error, None, True
     raise exc
+
+
+def _error_body(text: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,17 +1,41 @@
-"""Which failed requests to retry, and after how long. Pure."""
+"""Which failed requests to retry, and after how long. Pure: no clock, no I/O."""
 
 from __future__ import annotations
 
+import math
 import random
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 
-RETRY_STATUSES = frozenset({409, 500, 502, 503, 504})
 RATE_STATUSES = frozenset({429, 529})
-MAX_RETRY_AFTER = 60.0  # a Retry-After beyond a minute is honoured as a minute, then re-asked
+RETRY_STATUSES = frozenset({409, 500, 502, 503, 504})
+RATE_CODES = frozenset({"rate_limited", "service_overload"})
+# Codes that can arrive without a usable status (a proxy's page, a dropped
+# connection) but still name a transient condition.
+TRANSIENT_CODES = frozenset(
+    {
+        "conflict_error",
+        "internal_server_error",
+        "bad_gateway",
+        "service_unavailable",
+        "gateway_timeout",
+        "database_connection_unavailable",
+        "timeout",
+        "connection_error",
+        "invalid_response",
+    }
+)
+# Failures of our own configuration: the same request cannot succeed.
+NEVER_CODES = frozenset({"invalid_base_url", "invalid_request_url"})
+# A Retry-After beyond a minute is honoured as a minute, then Notion is asked again:
+# a misbehaving proxy must not park the worker for an hour.
+MAX_RETRY_AFTER = 60.0
 
 
 def retry_delay(
     attempt: int,
     status: int | None,
+    code: str | None,
     retry_after: float | None,
     *,
     base: float,
@@ -20,37 +44,83 @@ def retry_delay(
     idempotent: bool = True,
     sent: bool = True,
 ) -> float | None:
-    """Seconds to wait before retry number `attempt` (0-based), or None to give up now.
+    """Seconds to wait before retry number `attempt` (0-based), or None: do not retry.
 
-    `status` None means the request timed out or never got an answer; `sent`
-    False means it never left (connection refused). Rate limits wait what
-    Notion asks (Retry-After) or back off; conflicts, server errors and
-    timeouts back off exponentially with full jitter; other client errors are
-    never retried (the same request cannot succeed). A write that is not
-    idempotent is not retried when it may have been applied (a timeout or a
-    5xx): the caller checks the page first instead of risking a duplicate.
+    `status` None means no HTTP answer (timeout, connection error); `sent`
+    False means the request provably never left (connection refused), so even
+    a non-idempotent write is safe to resend. How many attempts to make is
+    the caller's business; this only says whether and when.
+
+    - 429/529: wait what Notion asks (Retry-After), else back off.
+    - 409 and 500/502/503/504, timeouts, connection errors: capped
+      exponential backoff with full jitter, so many callers that failed
+      together do not retry together.
+    - Other 4xx (400, 401, 403, 404, ...): never; the same request cannot succeed.
+    - A write that is not idempotent is not retried when it may have been
+      applied (a 5xx or a timeout): the caller checks the page first
+      rather than risk a duplicate comment or log block.
     """
-    if status in RATE_STATUSES:
-        if retry_after is not None and retry_after >= 0:
-            return min(retry_after, MAX_RETRY_AFTER)
-        return _jittered(attempt, base, cap, rng)
-    if not sent or status == 409:
-        return _jittered(attempt, base, cap, rng)
-    if status is None or status in RETRY_STATUSES:
-        return _jittered(attempt, base, cap, rng) if idempotent else None
-    return None
+    honoured = _honoured(retry_after)
+    if status in RATE_STATUSES or (status is None and code in RATE_CODES):
+        # The request was refused before anything happened: always safe to resend.
+        return honoured if honoured is not None else _jittered(attempt, base, cap, rng)
+    if code in NEVER_CODES:
+        return None
+    if status == 409:
+        # A conflict means Notion applied nothing, so even a non-idempotent write may go again.
+        return _backoff(attempt, honoured, base, cap, rng)
+    if status is not None and status not in RETRY_STATUSES:
+        return None
+    if status is None and code is not None and code not in TRANSIENT_CODES:
+        return None
+    if not sent:
+        return _backoff(attempt, honoured, base, cap, rng)
+    return _backoff(attempt, honoured, base, cap, rng) if idempotent else None
+
+
+def _honoured(retry_after: float | None) -> float | None:
+    if retry_after is None or math.isnan(retry_after) or retry_after < 0:
+        return None
+    return min(retry_after, MAX_RETRY_AFTER)
+
+
+def _backoff(
+    attempt: int, honoured: float | None, base: float, cap: float, rng: random.Random
+) -> float:
+    delay = _jittered(attempt, base, cap, rng)
+    # A server that names a wait on a 503 knows better than our guess.
+    return max(delay, honoured) if honoured is not None else delay
 
 
 def _jittered(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    ceiling = min(cap, base * (2 ** min(attempt, 30)))
-    return rng.uniform(0, ceiling)
+    """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+    ceiling = min(cap, base * (2 ** min(max(attempt, 0), 60)))
+    return rng.uniform(0, max(0.0, ceiling))
 
 
-def parse_retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After in seconds: delta-seconds, or an HTTP date when `now` (epoch) is given."""
     if value is None:
         return None
+    text = value.strip()
     try:
-        seconds = float(value)
+        seconds = float(text)
     except ValueError:
+        seconds = _from_http_date(text, now)
+        if seconds is None:
+            return None
+    if math.isnan(seconds) or seconds < 0:
         return None
-    return seconds if seconds >= 0 else None
+    return seconds
+
+
+def _from_http_date(text: str, now: float | None) -> float | None:
+    if now is None:
+        return None
+    try:
+        when: datetime = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
