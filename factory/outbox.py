@@ -100,14 +100,51 @@ def backlog(db: Engine) -> int:
         ).scalar_one()
 
 
-def mark_sending(db: Engine, ids: Sequence[int], now: datetime) -> None:
-    """Write-ahead mark: if we die before `record`, the next drain knows to check first."""
+def mark_sending(
+    db: Engine, task_id: str, ids: Sequence[int], now: datetime, doubt_grace: float = 0.0
+) -> bool:
+    """Write-ahead mark: if we die before `record`, the next drain knows to check first.
+
+    It is also the card's delivery claim when several workers share the outbox: False
+    (nothing marked) when another worker is delivering this card right now, or already
+    did so since `ids` were read. Two workers delivering one card at once would append
+    its log twice, or land an older column after a newer one.
+    """
+    settled = now - timedelta(seconds=doubt_grace)
     with db.begin() as conn:
+        # the card's row lock serialises claims on PostgreSQL (SQLite has one writer anyway)
+        conn.execute(select(tasks.c.id).where(tasks.c.id == task_id).with_for_update())
+        busy = conn.execute(
+            select(outbox.c.id)
+            .where(
+                outbox.c.task_id == task_id,
+                outbox.c.status == "sending",
+                outbox.c.attempted_at > settled,
+            )
+            .limit(1)
+        ).first()
+        claimable = conn.execute(
+            select(func.count())
+            .select_from(outbox)
+            .where(
+                outbox.c.id.in_(list(ids)),
+                or_(
+                    outbox.c.status == "pending",
+                    and_(
+                        outbox.c.status == "sending",
+                        or_(outbox.c.attempted_at.is_(None), outbox.c.attempted_at <= settled),
+                    ),
+                ),
+            )
+        ).scalar_one()
+        if busy is not None or claimable != len(ids):
+            return False
         conn.execute(
             update(outbox)
             .where(outbox.c.id.in_(list(ids)), outbox.c.status.in_(("pending", "sending")))
             .values(status="sending", attempted_at=now)
         )
+    return True
 
 
 def record(
@@ -152,7 +189,8 @@ async def drain(
     delivered = superseded_n = failed = parked = 0
     for task_id, effects in grouped.items():
         send, superseded = coalesce(effects)
-        await asyncio.to_thread(mark_sending, db, [e.id for e in send], now)
+        if not await asyncio.to_thread(mark_sending, db, task_id, [e.id for e in send], now, grace):
+            continue  # another worker is delivering this card
         try:
             results = await board.deliver(send)
         except Exception as exc:  # a board bug must not stop the other cards
