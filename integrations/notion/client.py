@@ -27,6 +27,7 @@ from notion_client.errors import (
     HTTPResponseError,
     InvalidPathParameterError,
     RequestTimeoutError,
+    validate_request_path,
 )
 
 from integrations.notion.errors import NotionError, redact
@@ -181,6 +182,10 @@ class NotionClient:
             found.replace("-", "")
             for found in _UUIDISH.findall(f"{path} {(query or {}).get('block_id', '')}")
         ]
+        bad_path = _path_problem(path)
+        if bad_path is not None:
+            # A programming error: fail before spending a token or counting a request.
+            raise bad_path
         attempt = 0
         while True:
             await self.bucket.acquire()
@@ -490,6 +495,14 @@ def _translate(exc: Exception, secret: str) -> tuple[NotionError, float | None, 
         error = NotionError(status=None, code="invalid_response", message="the answer was not JSON")
         return error, None, True
     raise exc
+
+
+def _path_problem(path: str) -> NotionError | None:
+    try:
+        validate_request_path(path)
+    except InvalidPathParameterError as exc:
+        return NotionError(status=400, code="invalid_request_url", message=str(exc))
+    return None
 
 
 def _error_body(text: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ _RATE = (
     "rate limited by Notion after every retry: lower NOTION_RATE_LIMIT or run fewer "
     "workers on this integration"
 )
-_DOWN = "Notion is failing or overloaded; nothing was lost: the request can be retried later"
+_DOWN = "Notion is failing or overloaded: try again later"
 
 HINTS: dict[int, str] = {
     401: _BAD_TOKEN,
@@ -38,8 +38,8 @@ CODE_HINTS: dict[str, str] = {
     "object_not_found": _NOT_SHARED,
     "rate_limited": _RATE,
     "service_overload": _RATE,
-    "timeout": "Notion did not answer in time (NOTION timeout); it may still have applied "
-    "a write: check before repeating it",
+    "timeout": "Notion did not answer in time; a write may still have been applied: "
+    "check before repeating it",
     "connection_error": "could not reach Notion: check the network and NOTION_BASE_URL",
     "invalid_base_url": "NOTION_BASE_URL is not a usable URL (expected e.g. "
     "https://api.notion.com)",

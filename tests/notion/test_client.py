@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import time
 import traceback
 import uuid
@@ -196,7 +197,7 @@ async def test_an_outage_longer_than_the_attempts_fails_with_a_retryable_error(
         await client.me()
     error = caught.value
     assert (error.status, error.code, error.permanent) == (503, "service_unavailable", False)
-    assert "retried later" in error.hint
+    assert "try again later" in error.hint
     assert emulator_stats(emulator)["total"] == 3 == client.stats.total
 
 
@@ -288,6 +289,8 @@ async def test_permanent_failures_are_not_retried_and_say_what_to_do(
     else:
         assert hint in error.hint and hint in str(error)
     assert emulator_stats(emulator)["requests"].get(template_for(kind), 0) == 1
+    copy = pickle.loads(pickle.dumps(error))  # crosses process and queue boundaries intact
+    assert (copy.status, copy.code, copy.hint, str(copy)) == (status, code, error.hint, str(error))
 
 
 def template_for(kind: str) -> str:
@@ -317,6 +320,17 @@ async def test_a_bad_base_url_fails_at_once(make_client: MakeClient) -> None:
         "invalid_base_url",
         True,
         1,
+    )
+
+
+async def test_a_path_that_escapes_v1_is_refused_before_sending(make_client: MakeClient) -> None:
+    client = make_client(rate=FAST)
+    with pytest.raises(NotionError) as caught:
+        await client.request("GET", "pages/../users")
+    assert (caught.value.code, caught.value.permanent, client.stats.total) == (
+        "invalid_request_url",
+        True,
+        0,
     )
 
 
