@@ -76,6 +76,8 @@ class Worker:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.inflight: dict[str, asyncio.Task[TickReport]] = {}
         self.jobs: set[asyncio.Task[object]] = set()
+        self.running_jobs: set[str] = set()
+        self.woken: set[str] = set()  # woken while running: run again once it ends
         self.accepting = True
         self.stopped = asyncio.Event()
 
@@ -91,7 +93,7 @@ class Worker:
         ]
         for job_id, fn, seconds in jobs:
             self.scheduler.add_job(
-                self._tracked(fn),
+                self._tracked(job_id, fn),
                 "interval",
                 seconds=seconds,
                 id=job_id,
@@ -102,16 +104,24 @@ class Worker:
             )
         self.scheduler.start()
 
-    def _tracked(self, fn: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+    def _tracked(
+        self, job_id: str, fn: Callable[[], Awaitable[object]]
+    ) -> Callable[[], Awaitable[None]]:
         """Remember running job coroutines, so stop() can let them end instead of killing them."""
 
         async def job() -> None:
             task = asyncio.current_task()
             if task is not None:
                 self.jobs.add(task)
+            self.running_jobs.add(job_id)
             try:
                 await fn()
+                while job_id in self.woken and self.accepting:  # woken meanwhile: again
+                    self.woken.discard(job_id)
+                    await fn()
             finally:
+                self.running_jobs.discard(job_id)
+                self.woken.discard(job_id)
                 if task is not None:
                     self.jobs.discard(task)
 
@@ -119,7 +129,15 @@ class Worker:
         return job
 
     def wake(self, job_id: str) -> None:
-        """Run a job now (a webhook said something changed); polling still reconciles."""
+        """Run a job now (a webhook said something changed); polling still reconciles.
+
+        A job woken while it runs makes another pass as soon as this one ends: the
+        running pass may be past the card that changed, and max_instances=1 would
+        drop the wake until the next interval.
+        """
+        if job_id in self.running_jobs:
+            self.woken.add(job_id)
+            return
         job = self.scheduler.get_job(job_id)
         if job is not None:
             job.modify(next_run_time=datetime.now(UTC))
