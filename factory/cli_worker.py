@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
+from collections.abc import Coroutine
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 import uvicorn
@@ -50,12 +52,40 @@ def start(
         concurrency=rt.settings.concurrency,
         shutdown_grace_seconds=rt.settings.shutdown_grace_seconds,
     )
-    asyncio.run(_serve(rt, config, live, webhook_host, webhook_port))
+    _run(_serve(rt, config, live, webhook_host, webhook_port))
+
+
+def _run(main: Coroutine[Any, Any, int]) -> None:
+    """asyncio.run, except that agent calls abandoned at stop do not hold the exit.
+
+    A sync agent runs in a thread, which cannot be cancelled: once the grace is over
+    its tick is cancelled and its lease released, but asyncio.run (and the interpreter)
+    would still wait for the thread, i.e. for the agent call to end, however long.
+    """
+    runner = asyncio.Runner()
+    try:
+        abandoned = runner.run(main)
+    except SystemExit as exc:  # a second signal: stop at once, nothing committed is lost
+        _exit_now(exc.code if isinstance(exc.code, int) else 1)
+    except BaseException:
+        runner.close()
+        raise
+    if abandoned:
+        _exit_now(0)
+    runner.close()
+
+
+def _exit_now(code: int) -> NoReturn:
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 async def _serve(  # type: ignore[no-untyped-def]
     rt, config: WorkerConfig, live: bool, webhook_host: str, webhook_port: int | None
-) -> None:
+) -> int:
+    """Run until a signal; the number of agent calls abandoned at stop."""
     log = logging.getLogger("nfactory.worker")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -102,7 +132,15 @@ async def _serve(  # type: ignore[no-untyped-def]
             server, serving = web
             server.should_exit = True
             await serving
-    log.info("worker stopped")
+    if worker.abandoned:
+        log.info(
+            "worker stopped; not waiting for %d agent call(s) still running past the grace "
+            "(their cards were released)",
+            worker.abandoned,
+        )
+    else:
+        log.info("worker stopped")
+    return worker.abandoned
 
 
 def _start_webhooks(

@@ -79,6 +79,7 @@ class Worker:
         self.running_jobs: set[str] = set()
         self.woken: set[str] = set()  # woken while running: run again once it ends
         self.accepting = True
+        self.abandoned = 0  # ticks cancelled at stop because the grace ran out
         self.stopped = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -155,6 +156,7 @@ class Worker:
         if pending:
             log.info("waiting up to %.0fs for %d running card(s)", grace, len(pending))
             _done, late = await asyncio.wait(pending, timeout=grace)
+            self.abandoned = len(late)  # their agent calls may still run in threads
             for task in late:
                 task.cancel()  # the tick's finally releases its lease; nothing half-written
             if late:
