@@ -114,5 +114,6 @@ async def create_notion_card(factory: str, title: str, body: str) -> str:
             {"data_source_id": board.data_source_id},
             new_card_properties(title, factory),
             markdown=body or None,
+            idempotent=False,  # a second card after a lost answer is worse than an error
         )
     return str(page["id"])
