@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from factory.decide import RunView, Step
 from factory.effects import Effect
@@ -87,8 +89,11 @@ def ensure_board(
 ) -> None:
     exists = conn.execute(select(boards.c.id).where(boards.c.id == board_id)).first()
     if exists is None:
+        # workers starting together on one database may both get here: first one wins
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         conn.execute(
-            insert(boards).values(
+            dialect_insert(boards)
+            .values(
                 id=board_id,
                 kind=kind,
                 title=title,
@@ -96,6 +101,7 @@ def ensure_board(
                 created_at=now,
                 watermark_seen=[],
             )
+            .on_conflict_do_nothing(index_elements=[boards.c.id])
         )
 
 
