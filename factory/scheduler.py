@@ -147,11 +147,14 @@ class Worker:
         """No new claims; running ticks get `grace` seconds; then flush the outbox."""
         grace = self.config.shutdown_grace_seconds if grace is None else grace
         self.accepting = False
-        self.scheduler.shutdown(wait=False)
+        # pause, not shutdown, first: the asyncio executor's shutdown cancels running jobs,
+        # and a delivery cancelled mid-card leaves its effects in doubt, unflushed
+        self.scheduler.pause()
         if self.jobs:  # a poll or delivery in flight: let it finish (it may wait on the limit)
             _done, stuck = await asyncio.wait(set(self.jobs), timeout=max(grace, 5))
             for task in stuck:
                 task.cancel()
+        self.scheduler.shutdown(wait=False)
         pending = list(self.inflight.values())
         if pending:
             log.info("waiting up to %.0fs for %d running card(s)", grace, len(pending))
