@@ -176,6 +176,7 @@ def _start_webhooks(
         health,
         metrics,
         Path(".nfactory") / "webhook-verification-token",
+        hint=worker.hint,
     )
     server = uvicorn.Server(
         uvicorn.Config(receiver.app, host=host, port=port, log_level="warning", lifespan="off")

@@ -8,6 +8,7 @@ separate jobs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from factory.board import Board
@@ -30,12 +31,20 @@ class CycleReport:
         return sum(t.transitions for t in self.ticks)
 
 
-async def resume_answered(engine: Engine, board: Board) -> list[TickReport]:
-    """Tick every card in feedback that a person has answered."""
+async def resume_answered(
+    engine: Engine, board: Board, first: Collection[str] = ()
+) -> list[TickReport]:
+    """Tick every card in feedback that a person has answered.
+
+    `first` names cards (ids without dashes) a webhook says were commented on:
+    they are checked before the others, so their replies are not kept waiting
+    behind every other waiting card's comment read.
+    """
     with engine.db.connect() as conn:
-        waiting = repo.feedback_task_ids(conn, board.id)
+        waiting = repo.feedback_tasks(conn, board.id)
+    waiting.sort(key=lambda t: (t[1] or "").replace("-", "") not in first)
     reports = []
-    for task_id in waiting:
+    for task_id, _card in waiting:
         try:
             replies = await board.replies(task_id)
         except Exception as exc:  # one unreadable card must not hide the others' replies

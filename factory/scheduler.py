@@ -74,6 +74,7 @@ class Worker:
         self.stats = WorkerStats()
         self.on_change = on_change or (lambda: None)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.hints: dict[str, set[str]] = {}
         self.inflight: dict[str, asyncio.Task[TickReport]] = {}
         self.jobs: set[asyncio.Task[object]] = set()
         self.running_jobs: set[str] = set()
@@ -129,6 +130,10 @@ class Worker:
         job.__name__ = getattr(fn, "__name__", "job")
         return job
 
+    def hint(self, job_id: str, object_id: str) -> None:
+        """Note which card an event was about, so the woken job looks there first."""
+        self.hints.setdefault(job_id, set()).add(object_id.replace("-", ""))
+
     def wake(self, job_id: str) -> None:
         """Run a job now (a webhook said something changed); polling still reconciles.
 
@@ -183,7 +188,8 @@ class Worker:
         if not self.accepting:
             return
         try:
-            for report in await resume_answered(self.engine, self.board):
+            first = self.hints.pop("feedback", set())
+            for report in await resume_answered(self.engine, self.board, first):
                 self._count(report)
         except Exception as exc:
             self._failed("feedback", exc)

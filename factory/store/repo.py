@@ -380,11 +380,12 @@ def runnable_task_ids(conn: Connection, now: datetime, limit: int = 100) -> list
     return [r.id for r in rows]
 
 
-def feedback_task_ids(conn: Connection, board_id: str | None = None) -> list[str]:
-    query = select(tasks.c.id).where(tasks.c.status == "feedback")
+def feedback_tasks(conn: Connection, board_id: str | None = None) -> list[tuple[str, str | None]]:
+    """(task id, card id) of tasks waiting for a human, longest waiting first."""
+    query = select(tasks.c.id, tasks.c.external_id).where(tasks.c.status == "feedback")
     if board_id is not None:
         query = query.where(tasks.c.board_id == board_id)
-    return [r.id for r in conn.execute(query.order_by(tasks.c.updated_at))]
+    return [(r.id, r.external_id) for r in conn.execute(query.order_by(tasks.c.updated_at))]
 
 
 def consumed_comment_ids(conn: Connection, task_id: str) -> set[str]:

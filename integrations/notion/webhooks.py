@@ -61,7 +61,9 @@ class WebhookReceiver:
         health: Callable[[], dict[str, Any]],
         metrics: Callable[[], str],
         token_file: Path,
+        hint: Callable[[str, str], None] | None = None,
     ) -> None:
+        self.hint = hint  # (job, page id): which card the event is about, to look there first
         self.db = db
         self.secret = secret
         self.bot_id = bot_id
@@ -108,6 +110,9 @@ class WebhookReceiver:
             return JSONResponse({"ok": True, "ignored": "authored by this integration"})
         job = job_for(str(event["type"]))
         if job is not None:
+            page_id = (event.get("data") or {}).get("page_id")
+            if self.hint is not None and isinstance(page_id, str):
+                self.hint(job, page_id)
             self.wake(job)
         self._count("accepted")
         return JSONResponse({"ok": True, "woke": job})

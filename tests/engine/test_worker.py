@@ -137,3 +137,35 @@ async def test_the_live_view_shows_columns_backlog_and_requests(db: Database) ->
     text = console.export_text()
     for expected in ("Queue 1", "Running 0", "outbox backlog 0", "requests/min 0", "429s 1"):
         assert expected in text, text
+
+
+async def test_a_card_named_by_a_webhook_is_checked_for_replies_first(db: Database) -> None:
+    from sqlalchemy import update as sql_update
+
+    from factory.cycle import resume_answered
+    from factory.store import repo
+
+    factory = define_factory(id="f", start="end", states={"end": done()})
+    engine = make_engine(db, factory)
+    with db.begin() as conn:
+        ids = [
+            repo.create_task(
+                conn, factory_id="f", title=t, now=SystemClock().now(), external_id=card
+            )
+            for t, card in (("old", "aaaa-1"), ("new", "bbbb-2"))
+        ]
+        conn.execute(sql_update(tasks).where(tasks.c.id.in_(ids)).values(status="feedback"))
+
+    class Recorder(LocalBoard):
+        asked: list[str] = []
+
+        async def replies(self, task_id: str) -> list:  # type: ignore[override,type-arg]
+            self.asked.append(task_id)
+            return []
+
+    board = Recorder(db, SystemClock())
+    await resume_answered(engine, board)
+    assert board.asked == ids  # longest waiting first
+    board.asked.clear()
+    await resume_answered(engine, board, first={"bbbb2"})
+    assert board.asked == [ids[1], ids[0]]

@@ -274,3 +274,15 @@ async def test_a_wake_while_the_job_runs_makes_it_run_again_right_after(db: Db) 
         assert passes[1] - passes[0] < 2, "the wake waited for the next poll"
     finally:
         await worker.stop(grace=1)
+
+
+async def test_a_comment_event_names_its_card_so_that_card_is_checked_first(
+    receiver: Receiver,
+) -> None:
+    hints: list[tuple[str, str]] = []
+    receiver.receiver.hint = lambda job, page: hints.append((job, page))
+    page = str(uuid.uuid4())
+    reply = event("comment.created")
+    reply["data"] = {"page_id": page, "parent": {"id": page, "type": "page"}}
+    assert (await receiver.post(reply)).status_code == 200
+    assert hints == [("feedback", page)] and receiver.woke == ["feedback"]
