@@ -39,15 +39,19 @@ def snapshots(conn: Connection, board_id: str, external_ids: Sequence[str]) -> d
             tasks.c.board_id == board_id, tasks.c.external_id.in_(list(external_ids))
         )
     ).all()
+    # one query for every card's column changes, not one per card
+    states: dict[str, list[Any]] = {row.id: [] for row in rows}
+    for s in conn.execute(
+        select(outbox.c.task_id, outbox.c.status, outbox.c.payload)
+        .where(outbox.c.task_id.in_(list(states)), outbox.c.kind == "state")
+        .order_by(outbox.c.id.desc())
+    ):
+        states[s.task_id].append(s)
     found: dict[str, Any] = {}
     for row in rows:
-        states = conn.execute(
-            select(outbox.c.status, outbox.c.payload)
-            .where(outbox.c.task_id == row.id, outbox.c.kind == "state")
-            .order_by(outbox.c.id.desc())
-        ).all()
-        delivered = next((s.payload.get("column") for s in states if s.status == "delivered"), None)
-        pending = any(s.status in ("pending", "sending") for s in states)
+        mine = states[row.id]
+        delivered = next((s.payload.get("column") for s in mine if s.status == "delivered"), None)
+        pending = any(s.status in ("pending", "sending") for s in mine)
         found[row.external_id] = (row.id, row.status, delivered, pending)
     return found
 

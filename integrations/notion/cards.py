@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from integrations.notion.richtext import plain
 from integrations.notion.schema import ERROR, FACTORY, NAME, STATE, STEP
 
 # Property values the bot writes are bounded: the Error property shows the gist,
@@ -42,10 +43,6 @@ def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _plain(items: list[dict[str, Any]] | None) -> str:
-    return "".join(i.get("plain_text") or i.get("text", {}).get("content", "") for i in items or [])
-
-
 def _select(prop: dict[str, Any] | None) -> str | None:
     if not prop:
         return None
@@ -61,7 +58,7 @@ def parse_card(page: dict[str, Any]) -> Card:
     editor = page.get("last_edited_by") or {}
     return Card(
         page_id=page["id"],
-        title=_plain(title_prop.get("title")).strip(),
+        title=plain(title_prop.get("title") or []).strip(),
         state=_select(props.get(STATE)),
         factory=_select(props.get(FACTORY)),
         last_edited_time=parse_time(page["last_edited_time"]),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Engine, select
 
@@ -33,6 +32,7 @@ from integrations.notion.markdown import (
     markdown_to_blocks,
     split_bot_section,
 )
+from integrations.notion.richtext import plain
 
 
 def render(effects: Sequence[PendingEffect], with_header: bool) -> str:
@@ -152,14 +152,10 @@ class NotionDeliverer:
                 for c in await self.client.list_comments_all(page_id)
                 if (c.get("created_by") or {}).get("id") == self.bot_id
             }
-            landed = [posted[_joined(c)] for c in chunks if _joined(c) in posted]
+            landed = [posted[plain(c)] for c in chunks if plain(c) in posted]
             ref = landed[-1] if landed else ""
-            chunks = [c for c in chunks if _joined(c) not in posted]
+            chunks = [c for c in chunks if plain(c) not in posted]
         for rich_text in chunks:
             answer = await self.client.create_comment(page_id, rich_text)
             ref = str(answer.get("id", ""))
         return ref
-
-
-def _joined(rich_text: list[dict[str, Any]]) -> str:
-    return "".join(i.get("text", {}).get("content", "") for i in rich_text)

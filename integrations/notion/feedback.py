@@ -12,13 +12,11 @@ from typing import Any
 from factory.board import Reply
 from integrations.notion.cards import parse_time
 from integrations.notion.client import NotionClient
+from integrations.notion.richtext import plain
 
 
 def comment_text(comment: dict[str, Any]) -> str:
-    return "".join(
-        item.get("plain_text") or item.get("text", {}).get("content", "")
-        for item in comment.get("rich_text", [])
-    )
+    return plain(comment.get("rich_text", []))
 
 
 def new_replies(
