@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -268,3 +269,35 @@ def assert_log_once(stage: Stage, db: Db) -> None:
         for line in lines:
             n = flat.count(signature(line))
             assert n == 1, f"log line {line!r} appears {n} times on {page_id}:\n{page}"
+
+
+def linear_factory_source(factory_id: str, steps: tuple[str, ...], seconds: float) -> str:
+    """A workflow module: `steps` in a line, each agent a sync sleep of `seconds`."""
+    return textwrap.dedent(
+        f"""
+        import time
+
+        from factory import action, define_factory, done, failed
+
+        STEPS = {steps!r}
+
+
+        def work(inp):
+            time.sleep({seconds!r})
+            return {{"status": "done", "message": f"{{inp.state_id}} by {{inp.tick_id[:8]}}"}}
+
+
+        FACTORY = define_factory(
+            id={factory_id!r},
+            start=STEPS[0],
+            states={{
+                **{{
+                    sid: action(work, on={{"done": nxt, "failed": "failed"}})
+                    for sid, nxt in zip(STEPS, (*STEPS[1:], "done"))
+                }},
+                "done": done(),
+                "failed": failed(),
+            }},
+        )
+        """
+    )

@@ -3,7 +3,6 @@ their leases expire and finishes every one, with no transition applied twice."""
 
 from __future__ import annotations
 
-import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,39 +12,19 @@ from sqlalchemy import update
 
 from factory.store.tables import outbox
 from integrations.notion_emulator.server import EmulatorServer, free_port
-from tests.worker.harness import Db, Stage, Worker, assert_log_once, wait_for
+from tests.worker.harness import (
+    Db,
+    Stage,
+    Worker,
+    assert_log_once,
+    linear_factory_source,
+    wait_for,
+)
 
 STEPS = ("draft", "check", "polish", "publish")
 LINEAR_PATH = list(zip(STEPS, (*STEPS[1:], "done"), strict=True))
 CARDS = 6
-SLOW_FACTORY = textwrap.dedent(
-    f"""
-    import time
-
-    from factory import action, define_factory, done, failed
-
-    STEPS = {STEPS!r}
-
-
-    def work(inp):
-        time.sleep(0.8)
-        return {{"status": "done", "message": f"{{inp.state_id}} by {{inp.tick_id[:8]}}"}}
-
-
-    FACTORY = define_factory(
-        id="slow",
-        start=STEPS[0],
-        states={{
-            **{{
-                sid: action(work, on={{"done": nxt, "failed": "failed"}})
-                for sid, nxt in zip(STEPS, (*STEPS[1:], "done"))
-            }},
-            "done": done(),
-            "failed": failed(),
-        }},
-    )
-    """
-)
+SLOW_FACTORY = linear_factory_source("slow", STEPS, 0.8)
 
 
 def metric(text: str, name: str) -> float:

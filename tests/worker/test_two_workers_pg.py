@@ -4,7 +4,6 @@ each worked by one worker at a time, each done once, the work spread across both
 from __future__ import annotations
 
 import itertools
-import textwrap
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -13,41 +12,21 @@ from typing import Any
 import pytest
 
 from integrations.notion_emulator.server import EmulatorServer
-from tests.worker.harness import Db, Stage, Worker, assert_log_once, wait_for
+from tests.worker.harness import (
+    Db,
+    Stage,
+    Worker,
+    assert_log_once,
+    linear_factory_source,
+    wait_for,
+)
 
 pytestmark = pytest.mark.postgres
 
 CARDS = 40
 STEPS = ("fetch", "shape", "ship")
 # a short agent sleep, so neither worker can take every card before the other starts
-QUICK_FACTORY = textwrap.dedent(
-    f"""
-    import time
-
-    from factory import action, define_factory, done, failed
-
-    STEPS = {STEPS!r}
-
-
-    def work(inp):
-        time.sleep(0.15)
-        return {{"status": "done"}}
-
-
-    FACTORY = define_factory(
-        id="quick",
-        start=STEPS[0],
-        states={{
-            **{{
-                sid: action(work, on={{"done": nxt, "failed": "failed"}})
-                for sid, nxt in zip(STEPS, (*STEPS[1:], "done"))
-            }},
-            "done": done(),
-            "failed": failed(),
-        }},
-    )
-    """
-)
+QUICK_FACTORY = linear_factory_source("quick", STEPS, 0.15)
 
 Span = tuple[datetime, datetime, str]  # (first started_at, last committed_at, worker)
 
