@@ -143,6 +143,3 @@ def repair(properties: Mapping[str, Any], factory_ids: Iterable[str]) -> dict[st
                 patch[name] = {"select": {"options": kept + extra}}
     return patch or None
 
-
-def unrepairable(problems: Iterable[SchemaProblem]) -> list[SchemaProblem]:
-    return [p for p in problems if p.problem.startswith("is a ")]
