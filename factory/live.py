@@ -53,7 +53,7 @@ def render(worker: Worker, requests: Callable[[], dict[str, int]] | None = None)
     board.add_row(*[f"[bold]{name}[/bold] {n}" for name, n in counts.items()])
     running = Table("card", "since", box=None, show_header=True)
     now = time.monotonic()
-    for task_id, (_step, since) in sorted(stats.running.items(), key=lambda kv: kv[1][1]):
+    for task_id, since in sorted(stats.running.items(), key=lambda kv: kv[1]):
         running.add_row(task_id[:8], f"{now - since:5.1f}s")
     info = Table.grid(padding=(0, 2))
     api = requests() if requests else {}

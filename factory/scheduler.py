@@ -54,7 +54,7 @@ class WorkerStats:
     leases_lost: int = 0
     polls: int = 0
     last_errors: list[str] = field(default_factory=list)
-    running: dict[str, tuple[str, float]] = field(default_factory=dict)  # task -> (step, since)
+    running: dict[str, float] = field(default_factory=dict)  # task -> monotonic start of its tick
 
     def error(self, message: str) -> None:
         self.last_errors = [*self.last_errors[-9:], f"{datetime.now(UTC):%H:%M:%S} {message}"]
@@ -215,7 +215,7 @@ class Worker:
             return repo.runnable_task_ids(conn, self.engine.clock.now(), limit)
 
     async def _tick(self, task_id: str) -> TickReport:
-        self.stats.running[task_id] = ("", time.monotonic())
+        self.stats.running[task_id] = time.monotonic()
         self.on_change()
         try:
             report = await self.engine.tick(task_id)
