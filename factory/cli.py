@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from factory.cli_notion import board_app, create_notion_card, doctor
@@ -28,6 +29,7 @@ from factory.local_board import add_reply
 from factory.runtime import Runtime
 from factory.settings import load_settings
 from factory.store import repo
+from factory.terminal import SafeFormatter, shown
 
 app = typer.Typer(
     help="Drive Notion board cards through durable Python state machines.",
@@ -44,7 +46,7 @@ app.command()(command(start))
 def _problems_line(rt: Runtime) -> None:
     for problem in rt.catalog.errors:
         err.print(
-            f"[yellow]warning:[/yellow] {escape(str(problem))}", highlight=False, soft_wrap=True
+            f"[yellow]warning:[/yellow] {shown(str(problem))}", highlight=False, soft_wrap=True
         )
 
 
@@ -72,11 +74,11 @@ def factories(as_json: JsonOpt = False) -> None:
     else:
         table = Table("factory", "start", "states", "source")
         for f in catalog.factories.values():
-            table.add_row(escape(f.id), escape(f.start), str(len(f.states)), escape(f.source))
+            table.add_row(shown(f.id), shown(f.start), str(len(f.states)), shown(f.source))
         out.print(table)
         for p in catalog.problems:
             colour = "red" if p.severity == "error" else "yellow"
-            text = escape(f"{p.path}: {p.message}")
+            text = shown(f"{p.path}: {p.message}")
             out.print(f"[{colour}]{p.severity}[/{colour}] {text}", highlight=False)
     if catalog.errors:
         raise typer.Exit(1)
@@ -136,9 +138,9 @@ def run(task: TaskOpt) -> None:
     _print_cycle(rt, report)
     with rt.db.connect() as conn:
         final = repo.get_task(conn, task_id)
-    out.print(f"task {task_id}: [bold]{final.status}[/bold] at {escape(final.step or '-')}")
+    out.print(f"task {task_id}: [bold]{final.status}[/bold] at {shown(final.step or '-')}")
     if final.last_error and final.status in ("failed", "blocked"):
-        out.print(f"error: {escape(final.last_error)}", highlight=False)
+        out.print(f"error: {shown(final.last_error)}", highlight=False)
 
 
 @app.command()
@@ -180,14 +182,14 @@ def _print_cycle(rt: Runtime, report: CycleReport) -> None:
             highlight=False,
         )
         for problem in intake.errors:
-            err.print(f"[yellow]warning:[/yellow] {escape(problem)}", highlight=False)
+            err.print(f"[yellow]warning:[/yellow] {shown(problem)}", highlight=False)
     for problem in report.errors:
-        err.print(f"[yellow]warning:[/yellow] {escape(problem)}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {shown(problem)}", highlight=False)
     if not report.ticks:
         out.print("nothing to do")
     for t in report.ticks:
         line = f"{t.task_id[:8]}  {t.outcome:<10} {t.transitions:>3} transitions  {t.status}"
-        out.print(escape(line + (f"  ({t.detail})" if t.detail else "")), highlight=False)
+        out.print(shown(line + (f"  ({t.detail})" if t.detail else "")), highlight=False)
     d = report.delivery
     out.print(
         f"effects: {d.delivered} delivered, {d.superseded} coalesced, {d.failed} failed, "
@@ -227,12 +229,12 @@ def status(as_json: JsonOpt = False) -> None:
     for d in docs:
         table.add_row(
             d["id"][:8],
-            escape(d["title"]),
-            escape(d["factory"]),
-            escape(f"{d['status']} ({d['step']})" if d["step"] else d["status"]),
-            escape(d["column"] or "-"),
+            shown(d["title"]),
+            shown(d["factory"]),
+            shown(f"{d['status']} ({d['step']})" if d["step"] else d["status"]),
+            shown(d["column"] or "-"),
             str(d["attempts"]),
-            escape((d["last_error"] or "")[:60]),
+            shown((d["last_error"] or "")[:60]),
             f"{d['updated_at']:%Y-%m-%d %H:%M:%S}",
         )
     out.print(table)
@@ -253,14 +255,14 @@ def history(task: TaskOpt, as_json: JsonOpt = False) -> None:
     for r in rows:
         table.add_row(
             str(r["seq"]),
-            escape(r["from_state"]),
-            escape(r["to_state"]),
-            escape(r["event"]),
-            escape(r["reason"]),
+            shown(r["from_state"]),
+            shown(r["to_state"]),
+            shown(r["event"]),
+            shown(r["reason"]),
             str(r["attempt"]),
             "" if r["loop_iteration"] is None else str(r["loop_iteration"]),
             f"{r['committed_at']:%H:%M:%S}",
-            escape((r["error"] or r["message"] or "")[:60]),
+            shown((r["error"] or r["message"] or "")[:60]),
         )
     out.print(table)
 
@@ -290,4 +292,10 @@ def demo() -> None:
 
 
 def main() -> None:
+    # Commands other than `start` log only warnings; they still must not print card
+    # text raw (logging's last-resort handler would).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().handlers[:] = [handler]
+    logging.getLogger().setLevel(logging.WARNING)
     app()

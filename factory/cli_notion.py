@@ -6,13 +6,13 @@ import asyncio
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from sqlalchemy import text
 
 from factory.cli_shared import command, err, notion_settings, out
 from factory.loader import load_factories
 from factory.settings import load_settings
 from factory.store.db import open_database
+from factory.terminal import shown
 
 board_app = typer.Typer(help="Set up the Notion board.", no_args_is_help=True)
 
@@ -49,16 +49,16 @@ def board_setup(
 
     result = asyncio.run(work())
     if result.created:
-        out.print(f"created board {escape(result.board.title)!r}")
+        out.print(f"created board {shown(result.board.title)!r}")
         out.print(f"set NOTION_BOARD_ID={result.board.database_id} (in .env or the environment)")
         return
     for fixed in result.repaired:
-        out.print(f"repaired: {escape(fixed)}", highlight=False)
+        out.print(f"repaired: {shown(fixed)}", highlight=False)
     for problem in result.remaining:
-        err.print(f"[red]cannot repair:[/red] {escape(str(problem))}", highlight=False)
+        err.print(f"[red]cannot repair:[/red] {shown(str(problem))}", highlight=False)
     if result.remaining:
         raise typer.Exit(1)
-    out.print(f"board {escape(result.board.title)!r} is ready ({result.board.data_source_id})")
+    out.print(f"board {shown(result.board.title)!r} is ready ({result.board.data_source_id})")
 
 
 def doctor() -> None:
@@ -97,7 +97,7 @@ def doctor() -> None:
         checks += asyncio.run(remote())
     for check in checks:
         mark = "[green]OK[/green]  " if check.ok else "[red]FIX[/red] "
-        out.print(f"{mark} {check.name:<10} {escape(check.detail)}", highlight=False)
+        out.print(f"{mark} {check.name:<10} {shown(check.detail)}", highlight=False)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
 

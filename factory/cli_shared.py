@@ -12,7 +12,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from factory.board import Board
 from factory.runtime import Runtime, open_runtime
@@ -20,6 +19,7 @@ from factory.settings import SettingsError, load_settings
 from factory.store import repo
 from factory.store.db import DatabaseError
 from factory.store.leases import LeaseHeld
+from factory.terminal import shown
 from factory.validate import FactoryError
 from integrations.notion.errors import NotionError
 from integrations.notion.settings import NotionSettings, load_notion_settings
@@ -50,7 +50,7 @@ def command(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except EXPECTED as exc:
-            err.print(f"[red]error:[/red] {escape(one_line(exc))}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {shown(one_line(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

@@ -22,6 +22,7 @@ from factory.cli_shared import board_for, notion_settings, out, runtime
 from factory.live import JsonFormatter, RequestRate, render
 from factory.metrics import render as render_metrics
 from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
+from factory.terminal import SafeFormatter
 
 
 class LogFormat(StrEnum):
@@ -195,7 +196,7 @@ def _configure_logging(log_format: LogFormat, quiet: bool) -> None:
     if log_format is LogFormat.json:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING if quiet else logging.INFO)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
+import shlex
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -39,13 +41,56 @@ def last_lines(text: str, n: int) -> str:
     return "\n".join(text.rstrip().splitlines()[-n:])
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# A line that could close a fence: only backticks or tildes (3 or more), maybe indented.
+_FENCE_LIKE = re.compile(r"^([ \t]*)(`{3,}|~{3,})[ \t]*$")
+_ZERO_WIDTH_SPACE = "\u200b"
+_C_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _ansi_c(arg: str) -> str:
+    """bash's $'...' quoting: every control character as an escape, so one line."""
+    out = []
+    for ch in arg:
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif _CONTROL.match(ch):
+            code = ord(ch)
+            out.append(_C_NAMED.get(ch) or (f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"))
+        else:
+            out.append(ch)
+    return "$'" + "".join(out) + "'"
+
+
+def shell_line(argv: Sequence[str]) -> str:
+    """argv as one line of shell that reads back as the same argv.
+
+    Arguments come from cards (titles, prompts), so they may hold newlines,
+    backticks and escape sequences: quoting keeps each one a single word and
+    the whole command a single line.
+    """
+    return " ".join(_ansi_c(a) if _CONTROL.search(a) else shlex.quote(a) for a in argv)
+
+
+def fenced(text: str, language: str = "") -> str:
+    """`text` in a fenced code block that nothing inside it can close.
+
+    A line of only backticks or tildes would end the fence early and let the
+    rest of the text out as page markdown; a zero-width space in front keeps
+    it code (and invisible), whatever markdown reader Notion or we use.
+    """
+    lines = [
+        _ZERO_WIDTH_SPACE + line if _FENCE_LIKE.match(line) else line for line in text.split("\n")
+    ]
+    return f"```{language}\n" + "\n".join(lines) + "\n```"
+
+
 def render_output(argv: Sequence[str], code: int, stdout: str, stderr: str) -> str:
-    shown = " ".join(argv)
-    parts = [f"**`{shown}`** exited with {code}"]
+    parts = [f"Command exited with {code}:", fenced(shell_line(argv), "sh")]
     if stdout.strip():
-        parts.append("```\n" + tail(stdout, MAX_PAGE_CHARS).rstrip("\n") + "\n```")
+        parts.append(fenced(tail(stdout, MAX_PAGE_CHARS).rstrip("\n")))
     if stderr.strip() and code != 0:
-        parts.append("stderr:\n```\n" + tail(stderr, MAX_PAGE_CHARS // 5).rstrip("\n") + "\n```")
+        parts.append("stderr:\n" + fenced(tail(stderr, MAX_PAGE_CHARS // 5).rstrip("\n")))
     return "\n\n".join(parts)
 
 

@@ -7,11 +7,14 @@ run's summary).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from factory.decide import Step
+
+_BREAKS = re.compile(r"[ \t]*[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+[ \t]*")
 
 EffectKind = Literal["state", "log", "page", "comment"]
 
@@ -51,8 +54,14 @@ def log_line(step: Step, at: datetime) -> str:
         line += f", attempt {step.attempt} failed, retrying in {step.retry_delay_ms} ms"
     detail = step.error if step.error and step.run_status != "feedback" else step.message
     if detail:
-        line += f": {detail}"
+        line += f": {one_line(detail)}"
     return line
+
+
+def one_line(text: str) -> str:
+    """Agent text kept to its log line: a newline would end the list item and let the
+    rest (a heading, a fence) out onto the page."""
+    return _BREAKS.sub(" ⏎ ", text.strip())
 
 
 def summary(step: Step, transitions: int) -> str:

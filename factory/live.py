@@ -18,6 +18,7 @@ from factory.effects import COLUMNS
 from factory.outbox import backlog
 from factory.scheduler import Worker
 from factory.store.tables import tasks
+from factory.terminal import shown
 
 
 def column_counts(db: Engine) -> dict[str, int]:
@@ -69,7 +70,8 @@ def render(worker: Worker, requests: Callable[[], dict[str, int]] | None = None)
     if stats.running:
         parts.append(Panel(running, title="running", expand=False))
     if stats.last_errors:
-        parts.append(Panel("\n".join(stats.last_errors[-5:]), title="last errors", expand=False))
+        errors = "\n".join(shown(e) for e in stats.last_errors[-5:])
+        parts.append(Panel(errors, title="last errors", expand=False))
     return Group(*parts)  # type: ignore[arg-type]
 
 

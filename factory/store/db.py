@@ -9,6 +9,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
+from factory.files import ensure_private_file
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 # A fixed key so that workers starting together on PostgreSQL migrate one at a time.
 MIGRATION_LOCK_KEY = 0x6E66_6163
@@ -37,8 +39,10 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
-    if database and database != ":memory:":
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if database and database != ":memory:" and not database.startswith("file:"):
+        # created by us before SQLite does, so owner-only; its -wal and -shm files
+        # take the same permissions
+        ensure_private_file(Path(database).expanduser())
     engine = create_engine(
         url,
         # pysqlite's own transaction handling is disabled so that BEGIN IMMEDIATE
