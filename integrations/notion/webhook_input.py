@@ -121,6 +121,11 @@ class WarningLimiter:
     _last: float | None = None
     _held: int = 0
 
+    @property
+    def held_back(self) -> int:
+        """Warnings suppressed since the last one logged."""
+        return self._held
+
     def admit(self, now: float) -> int | None:
         """None: stay quiet. Otherwise log now, saying the returned number were suppressed."""
         if self._last is not None and now - self._last < self.window:

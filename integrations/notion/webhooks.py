@@ -113,9 +113,9 @@ class WebhookReceiver:
         # Unauthenticated bytes: capped while they arrive, verified before they are parsed.
         if not declared_length_ok(request.headers.get("content-length"), self.max_bytes):
             raise Refused(413, f"body larger than {self.max_bytes} bytes")
-        body = await read_capped(request.stream(), self.max_bytes)
         if not self.secret:
-            return await self._without_secret(request, body)
+            return await self._without_secret(request)
+        body = await read_capped(request.stream(), self.max_bytes)
         if not signature_ok(body, request.headers.get("x-notion-signature"), self.secret):
             self._count("rejected")
             return JSONResponse({"error": "bad or missing X-Notion-Signature"}, status_code=401)
@@ -139,14 +139,20 @@ class WebhookReceiver:
         self._count("accepted")
         return JSONResponse({"ok": True, "woke": job})
 
-    async def _without_secret(self, request: Request, body: bytes) -> Response:
+    async def _without_secret(self, request: Request) -> Response:
         """Only Notion's one-time verification request can be taken before there is a
-        secret; nothing else is parsed, and only a body small enough to be one is."""
-        if len(body) <= VERIFICATION_MAX_BYTES:
-            _require_json(request)
-            doc = decode_json(body)
-            if is_verification(doc):
-                return await self._verification(verification_token(doc))
+        secret, so no more is read than that request can be."""
+        try:
+            body = await read_capped(request.stream(), min(self.max_bytes, VERIFICATION_MAX_BYTES))
+        except Refused:
+            return self._unconfigured()
+        _require_json(request)
+        doc = decode_json(body)
+        if is_verification(doc):
+            return await self._verification(verification_token(doc))
+        return self._unconfigured()
+
+    def _unconfigured(self) -> Response:
         self._count("rejected")
         held = self.unconfigured_warnings.admit(self.clock())
         if held is not None:
