@@ -14,7 +14,7 @@ import httpx
 from integrations.notion_emulator.server import EmulatorServer, free_port
 from integrations.notion_emulator.webhooks import sign
 from tests.security.conftest import SECRET
-from tests.worker.harness import Db, Stage, Worker, wait_for
+from tests.worker.harness import Db, Stage, Worker, cli, wait_for
 
 
 def _status(url: str) -> int | None:
@@ -101,3 +101,14 @@ def test_metrics_port_alone_serves_a_worker_without_webhooks(
         worker.kill()
         stage.close()
     assert code == 0, worker.logs()
+
+
+def test_the_same_port_for_both_is_refused_with_one_line(
+    emulator: EmulatorServer, tmp_path: Path, db: Db
+) -> None:
+    stage = Stage.create(emulator, tmp_path, db.url)
+    port = str(free_port())
+    done = cli(tmp_path, stage.env, "start", "--webhook-port", port, "--metrics-port", port)
+    stage.close()
+    assert done.returncode != 0
+    assert "--metrics-port must differ from --webhook-port" in done.stdout + done.stderr
