@@ -63,8 +63,10 @@ def job_for(event_type: str) -> str | None:
 
 
 def authored_by_bot(event: dict[str, Any], bot_id: str) -> bool:
-    authors = event.get("authors") or []
-    return bool(authors) and all(a.get("id") == bot_id for a in authors)
+    authors = event.get("authors")
+    if not isinstance(authors, list) or not authors:
+        return False
+    return all(isinstance(a, dict) and a.get("id") == bot_id for a in authors)
 
 
 class WebhookReceiver:
@@ -132,7 +134,8 @@ class WebhookReceiver:
             return JSONResponse({"ok": True, "ignored": "authored by this integration"})
         job = job_for(str(event["type"]))
         if job is not None:
-            page_id = (event.get("data") or {}).get("page_id")
+            data = event.get("data")
+            page_id = data.get("page_id") if isinstance(data, dict) else None
             if self.hint is not None and isinstance(page_id, str):
                 self.hint(job, page_id)
             self.wake(job)

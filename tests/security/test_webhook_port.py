@@ -150,6 +150,21 @@ def test_a_signed_event_that_is_not_application_json_is_415(
     assert fine.json() == {"ok": True, "woke": "feedback"}
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [{"data": ["page"]}, {"authors": "bot-0000"}, {"authors": [None]}, {"data": "x"}],
+    ids=["data-a-list", "authors-a-string", "authors-not-objects", "data-a-string"],
+)
+def test_a_signed_event_of_an_odd_shape_still_gets_a_json_answer_not_a_500(
+    serve: Callable[..., Served], odd: dict[str, object]
+) -> None:
+    served = serve()
+    body = json.dumps({**event(), **odd}).encode()
+    reply = post(served, body, signed(body))
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"ok": True, "woke": "feedback"}
+
+
 # -- the verification handshake ---------------------------------------------------------------
 
 
