@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -17,12 +18,22 @@ import typer
 import uvicorn
 from rich.live import Live
 from sqlalchemy import text
+from starlette.applications import Starlette
 
 from factory.cli_shared import board_for, notion_settings, out, runtime
 from factory.live import JsonFormatter, RequestRate, render
 from factory.metrics import render as render_metrics
+from factory.ops_http import ops_app
 from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
 from factory.terminal import SafeFormatter
+
+
+@dataclass(frozen=True)
+class Ports:
+    webhook_host: str
+    webhook_port: int | None
+    metrics_host: str
+    metrics_port: int | None
 
 
 class LogFormat(StrEnum):
@@ -36,16 +47,33 @@ def start(
     ] = LogFormat.text,
     webhook_port: Annotated[
         int | None,
-        typer.Option("--webhook-port", help="Serve Notion webhooks, /healthz and /metrics here."),
+        typer.Option(
+            "--webhook-port",
+            help="Serve POST /webhooks/notion here (and /healthz, /metrics unless --metrics-port).",
+        ),
     ] = None,
     webhook_host: Annotated[
-        str, typer.Option("--webhook-host", help="Interface for the webhook server.")
+        str,
+        typer.Option(
+            "--webhook-host", help="Interface for the webhook port (0.0.0.0: all interfaces)."
+        ),
+    ] = "127.0.0.1",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port", help="Serve /healthz and /metrics here, not on the webhook port."
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Interface for the metrics port.")
     ] = "127.0.0.1",
 ) -> None:
     """Run the worker: poll the board, run cards, deliver effects, until SIGINT/SIGTERM."""
     rt = runtime()
     if webhook_port is not None and not notion_settings().board_configured:
         raise ValueError("--webhook-port needs a Notion board: set NOTION_BOARD_ID")
+    if metrics_port is not None and metrics_port == webhook_port:
+        raise ValueError("--metrics-port must differ from --webhook-port")
     live = sys.stdout.isatty() and log_format is LogFormat.text
     _configure_logging(log_format, quiet=live)
     config = WorkerConfig(
@@ -53,7 +81,8 @@ def start(
         concurrency=rt.settings.concurrency,
         shutdown_grace_seconds=rt.settings.shutdown_grace_seconds,
     )
-    _run(_serve(rt, config, live, webhook_host, webhook_port))
+    ports = Ports(webhook_host, webhook_port, metrics_host, metrics_port)
+    _run(_serve(rt, config, live, ports))
 
 
 def _run(main: Coroutine[Any, Any, int]) -> None:
@@ -84,7 +113,7 @@ def _exit_now(code: int) -> NoReturn:
 
 
 async def _serve(  # type: ignore[no-untyped-def]
-    rt, config: WorkerConfig, live: bool, webhook_host: str, webhook_port: int | None
+    rt, config: WorkerConfig, live: bool, ports: Ports
 ) -> int:
     """Run until a signal; the number of agent calls abandoned at stop."""
     log = logging.getLogger("nfactory.worker")
@@ -116,9 +145,7 @@ async def _serve(  # type: ignore[no-untyped-def]
             config.poll_seconds,
         )
         worker.start()
-        web: tuple[uvicorn.Server, asyncio.Task[None]] | None = None
-        if webhook_port is not None:
-            web = _start_webhooks(rt, worker, board, webhook_host, webhook_port)
+        servers = _start_servers(rt, worker, board, ports)
         if live:
             client = getattr(board, "client", None)  # the Notion board counts its requests
             rate = RequestRate(client.stats.as_dict) if client is not None else None
@@ -129,9 +156,9 @@ async def _serve(  # type: ignore[no-untyped-def]
         else:
             await stop.wait()
         await worker.stop()
-        if web is not None:
-            server, serving = web
+        for server, _ in servers:
             server.should_exit = True
+        for _, serving in servers:
             await serving
     if worker.abandoned:
         log.info(
@@ -144,18 +171,18 @@ async def _serve(  # type: ignore[no-untyped-def]
     return worker.abandoned
 
 
-def _start_webhooks(
-    rt, worker: Worker, board, host: str, port: int
-) -> tuple[uvicorn.Server, asyncio.Task[None]]:  # type: ignore[no-untyped-def]
-    """The webhook receiver, /healthz and /metrics, served in the worker's own loop."""
-    from integrations.notion.webhooks import WebhookReceiver
+Served = tuple[uvicorn.Server, asyncio.Task[None]]
 
-    settings = notion_settings()
-    secret = (
-        settings.notion_webhook_secret.get_secret_value()
-        if settings.notion_webhook_secret
-        else None
-    )
+
+def _start_servers(  # type: ignore[no-untyped-def]
+    rt, worker: Worker, board, ports: Ports
+) -> list[Served]:
+    """The webhook receiver and the operator endpoints, served in the worker's own loop.
+
+    With --metrics-port, /healthz and /metrics leave the webhook port, so the port
+    exposed to the internet serves nothing but the signed webhook path.
+    """
+    log = logging.getLogger("nfactory.worker")
 
     def health() -> dict[str, str]:
         try:
@@ -167,8 +194,39 @@ def _start_webhooks(
         return {"worker": "ok" if worker.accepting else "stopping", "database": database}
 
     def metrics() -> str:
-        return render_metrics(worker.stats, rt.db, board.client.stats.as_dict())
+        client = getattr(board, "client", None)  # the Notion board counts its requests
+        return render_metrics(worker.stats, rt.db, client.stats.as_dict() if client else None)
 
+    servers: list[Served] = []
+    separate = ports.metrics_port is not None
+    if ports.webhook_port is not None:
+        app = _webhook_app(rt, worker, board, health, metrics, serve_ops=not separate)
+        servers.append(_serve_app(app, ports.webhook_host, ports.webhook_port))
+        where = f"http://{ports.webhook_host}:{ports.webhook_port}"
+        log.info(
+            "webhooks on %s/webhooks/notion%s",
+            where,
+            "" if separate else " (also /healthz, /metrics)",
+        )
+    if ports.metrics_port is not None:
+        app = ops_app(health, metrics)
+        servers.append(_serve_app(app, ports.metrics_host, ports.metrics_port))
+        where = f"http://{ports.metrics_host}:{ports.metrics_port}"
+        log.info("health and metrics on %s/healthz and %s/metrics", where, where)
+    return servers
+
+
+def _webhook_app(  # type: ignore[no-untyped-def]
+    rt, worker: Worker, board, health, metrics, serve_ops: bool
+) -> Starlette:
+    from integrations.notion.webhooks import WebhookReceiver
+
+    settings = notion_settings()
+    secret = (
+        settings.notion_webhook_secret.get_secret_value()
+        if settings.notion_webhook_secret
+        else None
+    )
     receiver = WebhookReceiver(
         rt.db,
         secret,
@@ -178,17 +236,19 @@ def _start_webhooks(
         metrics,
         Path(".nfactory") / "webhook-verification-token",
         hint=worker.hint,
+        max_bytes=settings.nfactory_webhook_max_bytes,
+        serve_ops=serve_ops,
     )
+    return receiver.app
+
+
+def _serve_app(app: Starlette, host: str, port: int) -> Served:
     server = uvicorn.Server(
-        uvicorn.Config(receiver.app, host=host, port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     )
     # the worker owns SIGINT/SIGTERM; uvicorn would capture them and raise them again
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-    serving = asyncio.create_task(server.serve())
-    logging.getLogger("nfactory.worker").info(
-        "webhooks on http://%s:%d/webhooks/notion (also /healthz, /metrics)", host, port
-    )
-    return server, serving
+    return server, asyncio.create_task(server.serve())
 
 
 def _configure_logging(log_format: LogFormat, quiet: bool) -> None:

@@ -20,6 +20,8 @@ class NotionSettings(BaseSettings):
     notion_rate_limit: float = Field(default=3.0, gt=0, le=100)
     notion_burst: int = Field(default=3, ge=1, le=100)
     notion_webhook_secret: SecretStr | None = None
+    # the largest webhook body read; anything larger is refused (413) while it arrives
+    nfactory_webhook_max_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
     nfactory_allowed_repliers: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("nfactory_allowed_repliers", mode="before")

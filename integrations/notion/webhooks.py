@@ -8,11 +8,13 @@ reconciles whatever a lost event would have told us.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import os
+import tempfile
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,13 +24,27 @@ from sqlalchemy import Engine, insert
 from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from factory.ops_http import ops_routes
 from factory.store.tables import webhook_events
+from integrations.notion.webhook_input import (
+    DEFAULT_MAX_BYTES,
+    VERIFICATION_MAX_BYTES,
+    Refused,
+    WarningLimiter,
+    declared_length_ok,
+    decode_json,
+    is_json_content_type,
+    is_verification,
+    read_capped,
+    verification_token,
+)
 
 log = logging.getLogger("nfactory.webhooks")
 
+WARNING_WINDOW_SECONDS = 60.0
 WAKES = {"comment.created": "feedback", "comment.updated": "feedback"}
 
 
@@ -47,8 +63,10 @@ def job_for(event_type: str) -> str | None:
 
 
 def authored_by_bot(event: dict[str, Any], bot_id: str) -> bool:
-    authors = event.get("authors") or []
-    return bool(authors) and all(a.get("id") == bot_id for a in authors)
+    authors = event.get("authors")
+    if not isinstance(authors, list) or not authors:
+        return False
+    return all(isinstance(a, dict) and a.get("id") == bot_id for a in authors)
 
 
 class WebhookReceiver:
@@ -62,43 +80,49 @@ class WebhookReceiver:
         metrics: Callable[[], str],
         token_file: Path,
         hint: Callable[[str, str], None] | None = None,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        serve_ops: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.hint = hint  # (job, page id): which card the event is about, to look there first
         self.db = db
         self.secret = secret
         self.bot_id = bot_id
         self.wake = wake
-        self.health = health
-        self.metrics = metrics
         self.token_file = token_file
+        self.max_bytes = max_bytes
+        self.clock = clock
         self.counts: dict[str, int] = {}
-        self.app = Starlette(
-            routes=[
-                Route("/webhooks/notion", self.receive, methods=["POST"]),
-                Route("/healthz", self.healthz, methods=["GET"]),
-                Route("/metrics", self.prometheus, methods=["GET"]),
-            ]
-        )
+        self.unconfigured_warnings = WarningLimiter(WARNING_WINDOW_SECONDS)
+        self.verification_warnings = WarningLimiter(WARNING_WINDOW_SECONDS)
+        routes = [Route("/webhooks/notion", self.receive, methods=["POST"])]
+        if serve_ops:  # without --metrics-port they share the webhook port, as they always did
+            routes += ops_routes(health, metrics)
+        self.app = Starlette(routes=routes)
 
     def _count(self, outcome: str) -> None:
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
 
     async def receive(self, request: Request) -> Response:
-        body = await request.body()
         try:
-            event = json.loads(body)
-        except ValueError:
-            self._count("invalid")
-            return JSONResponse({"error": "body is not JSON"}, status_code=400)
-        if isinstance(event, dict) and "verification_token" in event and "type" not in event:
-            return await self._verification(str(event["verification_token"]))
+            return await self._receive(request)
+        except Refused as refused:
+            self._count("too_large" if refused.status == 413 else "invalid")
+            return JSONResponse({"error": refused.reason}, status_code=refused.status)
+
+    async def _receive(self, request: Request) -> Response:
+        # Unauthenticated bytes: capped while they arrive, verified before they are parsed.
+        if not declared_length_ok(request.headers.get("content-length"), self.max_bytes):
+            raise Refused(413, f"body larger than {self.max_bytes} bytes")
         if not self.secret:
-            self._count("rejected")
-            log.warning("webhook rejected: NOTION_WEBHOOK_SECRET is not set")
-            return JSONResponse({"error": "webhook secret not configured"}, status_code=401)
+            return await self._without_secret(request)
+        body = await read_capped(request.stream(), self.max_bytes)
         if not signature_ok(body, request.headers.get("x-notion-signature"), self.secret):
             self._count("rejected")
             return JSONResponse({"error": "bad or missing X-Notion-Signature"}, status_code=401)
+        _require_json(request)
+        event = decode_json(body)
         if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
             self._count("invalid")
             return JSONResponse({"error": "not a Notion event"}, status_code=400)
@@ -110,12 +134,36 @@ class WebhookReceiver:
             return JSONResponse({"ok": True, "ignored": "authored by this integration"})
         job = job_for(str(event["type"]))
         if job is not None:
-            page_id = (event.get("data") or {}).get("page_id")
+            data = event.get("data")
+            page_id = data.get("page_id") if isinstance(data, dict) else None
             if self.hint is not None and isinstance(page_id, str):
                 self.hint(job, page_id)
             self.wake(job)
         self._count("accepted")
         return JSONResponse({"ok": True, "woke": job})
+
+    async def _without_secret(self, request: Request) -> Response:
+        """Only Notion's one-time verification request can be taken before there is a
+        secret, so no more is read than that request can be."""
+        try:
+            body = await read_capped(request.stream(), min(self.max_bytes, VERIFICATION_MAX_BYTES))
+        except Refused:
+            return self._unconfigured()
+        _require_json(request)
+        doc = decode_json(body)
+        if is_verification(doc):
+            return await self._verification(verification_token(doc))
+        return self._unconfigured()
+
+    def _unconfigured(self) -> Response:
+        self._count("rejected")
+        held = self.unconfigured_warnings.admit(self.clock())
+        if held is not None:
+            log.warning(
+                "webhook rejected: NOTION_WEBHOOK_SECRET is not set%s",
+                f" ({held} more rejected since the last warning)" if held else "",
+            )
+        return JSONResponse({"error": "webhook secret not configured"}, status_code=401)
 
     def _first_time(self, event_id: str, event_type: str) -> bool:
         try:
@@ -131,26 +179,42 @@ class WebhookReceiver:
 
     async def _verification(self, token: str) -> Response:
         # The token becomes the signing secret, so it goes to a private file, not the log.
-        def write() -> None:
-            self.token_file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(token + "\n")
-
-        await asyncio.to_thread(write)
-        log.warning(
-            "Notion sent its webhook verification token; it is in %s. Paste it into the "
-            "integration's webhook settings and set NOTION_WEBHOOK_SECRET to it.",
-            self.token_file,
-        )
+        await asyncio.to_thread(write_private_atomically, self.token_file, token + "\n")
         self._count("verification")
+        held = self.verification_warnings.admit(self.clock())
+        if held is not None:
+            log.warning(
+                "Notion sent its webhook verification token; it is in %s. Paste it into the "
+                "integration's webhook settings and set NOTION_WEBHOOK_SECRET to it.%s",
+                self.token_file,
+                f" ({held} more verification requests since the last warning)" if held else "",
+            )
         return JSONResponse({"ok": True})
 
-    async def healthz(self, request: Request) -> Response:
-        report = await asyncio.to_thread(self.health)
-        ok = all(v == "ok" for v in report.values())
-        return JSONResponse(report, status_code=200 if ok else 503)
 
-    async def prometheus(self, request: Request) -> Response:
-        text = await asyncio.to_thread(self.metrics)
-        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+def _require_json(request: Request) -> None:
+    if not is_json_content_type(request.headers.get("content-type")):
+        raise Refused(415, "Content-Type must be application/json")
+
+
+def write_private_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text`, readable by this user only: a reader sees the old file
+    or the new one, never a half-written one, and a symlink at `path` is replaced, not
+    followed."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a crash
+    finally:
+        os.close(directory)

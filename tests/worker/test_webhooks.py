@@ -36,11 +36,11 @@ PERSON = {"id": "person-0001", "type": "person"}
 class Receiver:
     """A WebhookReceiver over a real database, recording which jobs it woke."""
 
-    def __init__(self, db: Db, token_file: Path) -> None:
+    def __init__(self, db: Db, token_file: Path, secret: str | None = SECRET) -> None:
         self.woke: list[str] = []
         self.receiver = WebhookReceiver(
             db.engine,
-            SECRET,
+            secret,
             BOT,
             self.woke.append,
             lambda: {"worker": "ok", "database": "ok"},
@@ -148,11 +148,14 @@ async def test_events_authored_only_by_the_bot_are_ignored(receiver: Receiver) -
 
 
 async def test_the_verification_token_goes_to_a_private_file_never_to_the_log(
-    receiver: Receiver, caplog: pytest.LogCaptureFixture
+    db: Db, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # before the secret is configured: the only time Notion's handshake is taken
+    receiver = Receiver(db, tmp_path / ".nfactory" / "webhook-verification-token", secret=None)
     token = "secret_verification_" + uuid.uuid4().hex
     with caplog.at_level(logging.DEBUG):
         reply = await receiver.client.post("/webhooks/notion", json={"verification_token": token})
+    await receiver.client.aclose()
     assert reply.status_code == 200
     written = receiver.receiver.token_file
     assert written.read_text().strip() == token
@@ -220,17 +223,18 @@ def test_a_reply_comment_wakes_a_running_worker_through_the_emulators_webhook(
         assert 'nfactory_runs{status="done"} 1' in metrics, metrics
         assert "nfactory_transitions_total 0" not in metrics
 
-        # the one-time verification request: token to a 0600 file, not into the logs
+        # with the secret configured, an unsigned verification request is refused: it
+        # would otherwise let anyone overwrite the token file (tests/security has the
+        # handshake before a secret is set)
         token = "secret_verify_" + uuid.uuid4().hex
-        assert httpx.post(f"{url}/webhooks/notion", json={"verification_token": token}).is_success
+        refused = httpx.post(f"{url}/webhooks/notion", json={"verification_token": token})
+        assert refused.status_code == 401, refused.text
         code, _ = worker.terminate(within=15)
     finally:
         worker.kill()
         stage.control.put("/_emulator/config", json={"webhook_url": None, "webhook_secret": None})
     assert code == 0, worker.logs()
-    token_file = tmp_path / ".nfactory" / "webhook-verification-token"
-    assert token_file.read_text().strip() == token
-    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert not (tmp_path / ".nfactory" / "webhook-verification-token").exists()
     assert token not in worker.logs() and SECRET not in worker.logs()
     sent = stage.control.get("/_emulator/stats").json()["webhooks"]
     assert sent["sent"] > 0 and sent["given_up"] == 0, sent

@@ -1,0 +1,36 @@
+"""`GET /healthz` and `GET /metrics`: the worker's operator endpoints, servable on any port.
+
+They are routes rather than an app so the webhook port can still carry them when no
+separate `--metrics-port` is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+
+def ops_routes(health: Callable[[], dict[str, Any]], metrics: Callable[[], str]) -> list[Route]:
+    async def healthz(request: Request) -> Response:
+        report = await asyncio.to_thread(health)  # both read the database
+        ok = all(v == "ok" for v in report.values())
+        return JSONResponse(report, status_code=200 if ok else 503)
+
+    async def prometheus(request: Request) -> Response:
+        text = await asyncio.to_thread(metrics)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", prometheus, methods=["GET"]),
+    ]
+
+
+def ops_app(health: Callable[[], dict[str, Any]], metrics: Callable[[], str]) -> Starlette:
+    return Starlette(routes=ops_routes(health, metrics))
