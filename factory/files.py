@@ -7,7 +7,9 @@ the machine, whatever the umask says.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 PRIVATE_DIR = 0o700
@@ -44,3 +46,26 @@ def ensure_private_file(path: Path) -> None:
         return
     os.fchmod(fd, PRIVATE_FILE)
     os.close(fd)
+
+
+def write_private_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text`, readable by this user only: a reader sees the old file
+    or the new one, never a half-written one, and a symlink at `path` is replaced, not
+    followed."""
+    ensure_private_dir(path.parent)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a crash
+    finally:
+        os.close(directory)

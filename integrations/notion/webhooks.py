@@ -8,12 +8,9 @@ reconciles whatever a lost event would have told us.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from factory.files import write_private_atomically
 from factory.ops_http import ops_routes
 from factory.store.tables import webhook_events
 from integrations.notion.webhook_input import (
@@ -195,26 +193,3 @@ class WebhookReceiver:
 def _require_json(request: Request) -> None:
     if not is_json_content_type(request.headers.get("content-type")):
         raise Refused(415, "Content-Type must be application/json")
-
-
-def write_private_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text`, readable by this user only: a reader sees the old file
-    or the new one, never a half-written one, and a symlink at `path` is replaced, not
-    followed."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash
-    finally:
-        os.close(directory)
