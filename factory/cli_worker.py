@@ -22,6 +22,7 @@ from factory.cli_shared import board_for, notion_settings, out, runtime
 from factory.live import JsonFormatter, RequestRate, render
 from factory.metrics import render as render_metrics
 from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
+from factory.threads import configure_io, io_threads_for
 
 
 class LogFormat(StrEnum):
@@ -52,27 +53,26 @@ def start(
         concurrency=rt.settings.concurrency,
         shutdown_grace_seconds=rt.settings.shutdown_grace_seconds,
     )
+    configure_io(io_threads_for(config.concurrency))
     _run(_serve(rt, config, live, webhook_host, webhook_port))
 
 
-def _run(main: Coroutine[Any, Any, int]) -> None:
-    """asyncio.run, except that agent calls abandoned at stop do not hold the exit.
+def _run(main: Coroutine[Any, Any, int]) -> NoReturn:
+    """asyncio.run, except that the process ends as soon as the worker has stopped.
 
-    A sync agent runs in a thread, which cannot be cancelled: once the grace is over
-    its tick is cancelled and its lease released, but asyncio.run (and the interpreter)
-    would still wait for the thread, i.e. for the agent call to end, however long.
+    Threads may still run then: sync agents that overran their timeout or the grace
+    (their cards already released), or a blocking call an async agent left in
+    asyncio's default pool. Python cannot stop a thread, and both asyncio.run and the
+    interpreter's exit would wait for it, however long. By then everything the worker
+    owes is done: transitions committed, leases released, the outbox flushed.
     """
     runner = asyncio.Runner()
     try:
-        abandoned = runner.run(main)
-    except SystemExit as exc:  # a second signal: stop at once, nothing committed is lost
-        _exit_now(exc.code if isinstance(exc.code, int) else 1)
+        code = runner.run(main)
     except BaseException:
         runner.close()
         raise
-    if abandoned:
-        _exit_now(0)
-    runner.close()
+    _exit_now(code)
 
 
 def _exit_now(code: int) -> NoReturn:
@@ -85,25 +85,30 @@ def _exit_now(code: int) -> NoReturn:
 async def _serve(  # type: ignore[no-untyped-def]
     rt, config: WorkerConfig, live: bool, webhook_host: str, webhook_port: int | None
 ) -> int:
-    """Run until a signal; the number of agent calls abandoned at stop."""
+    """Run until a signal; the exit status."""
     log = logging.getLogger("nfactory.worker")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = 0
 
-    def on_signal(signum: int) -> None:
+    def stopping() -> None:
+        log.info("stopping: finishing running cards (signal again to stop at once)")
+        stop.set()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # A plain handler, not loop.add_signal_handler: the second signal must end the
+        # process even when the loop cannot run a callback (stuck, or already closed).
         nonlocal signals
         signals += 1
         if signals == 1:
-            log.info("stopping: finishing running cards (signal again to stop at once)")
-            stop.set()
+            loop.call_soon_threadsafe(stopping)
         else:
             # Committed work is safe in the database; leases simply expire.
             log.warning("stopping at once")
-            raise SystemExit(130)
+            _exit_now(130)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
+        signal.signal(sig, on_signal)
     async with board_for(rt) as board:
         worker = Worker(rt.engine, board, config)
         log.info(
@@ -132,15 +137,17 @@ async def _serve(  # type: ignore[no-untyped-def]
             server, serving = web
             server.should_exit = True
             await serving
-    if worker.abandoned:
+    running = rt.engine.agents.running
+    if running:
         log.info(
-            "worker stopped; not waiting for %d agent call(s) still running past the grace "
-            "(their cards were released)",
-            worker.abandoned,
+            "worker stopped; not waiting for %d agent call(s) still running in their threads "
+            "(overran their timeout or the grace; their cards were released)",
+            running,
         )
     else:
         log.info("worker stopped")
-    return worker.abandoned
+    rt.db.dispose()
+    return 0
 
 
 def _start_webhooks(
@@ -166,7 +173,7 @@ def _start_webhooks(
         return {"worker": "ok" if worker.accepting else "stopping", "database": database}
 
     def metrics() -> str:
-        return render_metrics(worker.stats, rt.db, board.client.stats.as_dict())
+        return render_metrics(worker.stats, rt.db, board.client.stats.as_dict(), rt.engine.agents)
 
     receiver = WebhookReceiver(
         rt.db,

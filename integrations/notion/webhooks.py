@@ -7,7 +7,6 @@ reconciles whatever a lost event would have told us.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -26,6 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from factory.store.tables import webhook_events
+from factory.threads import run_io
 
 log = logging.getLogger("nfactory.webhooks")
 
@@ -102,7 +102,7 @@ class WebhookReceiver:
         if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
             self._count("invalid")
             return JSONResponse({"error": "not a Notion event"}, status_code=400)
-        if not await asyncio.to_thread(self._first_time, str(event["id"]), str(event["type"])):
+        if not await run_io(self._first_time, str(event["id"]), str(event["type"])):
             self._count("duplicate")
             return JSONResponse({"ok": True, "duplicate": True})
         if authored_by_bot(event, self.bot_id):
@@ -137,7 +137,7 @@ class WebhookReceiver:
             with os.fdopen(fd, "w") as fh:
                 fh.write(token + "\n")
 
-        await asyncio.to_thread(write)
+        await run_io(write)
         log.warning(
             "Notion sent its webhook verification token; it is in %s. Paste it into the "
             "integration's webhook settings and set NOTION_WEBHOOK_SECRET to it.",
@@ -147,10 +147,10 @@ class WebhookReceiver:
         return JSONResponse({"ok": True})
 
     async def healthz(self, request: Request) -> Response:
-        report = await asyncio.to_thread(self.health)
+        report = await run_io(self.health)
         ok = all(v == "ok" for v in report.values())
         return JSONResponse(report, status_code=200 if ok else 503)
 
     async def prometheus(self, request: Request) -> Response:
-        text = await asyncio.to_thread(self.metrics)
+        text = await run_io(self.metrics)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
