@@ -268,13 +268,12 @@ class _Tick:
                 if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
                     getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
                 ):
-                    pending = fn(arg)
+                    result = await asyncio.wait_for(fn(arg), time_limit)
                 else:
                     # sync user code runs in a thread of its own, never one the worker's
                     # database work or this heartbeat needs; past its timeout it runs on there
                     label = f"{what} in state {state_id!r} of task {self.lease.task_id[:8]}"
-                    pending = self.engine.agents.run(fn, arg, label)
-                result = await asyncio.wait_for(pending, time_limit)
+                    result = await self.engine.agents.run(fn, arg, label, time_limit)
                 if inspect.isawaitable(result):
                     result = await asyncio.wait_for(result, time_limit)
                 return result

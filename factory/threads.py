@@ -105,9 +105,13 @@ class AgentThreads:
         with self._lock:
             return sum(1 for c in self._live if c.given_up is not None)
 
-    async def run(self, fn: Callable[[Any], T], arg: Any, label: str) -> T:
-        """`fn(arg)` on its own thread. Cancelling the wait (a timeout) leaves the thread
-        running in its slot: Python cannot stop a thread."""
+    async def run(
+        self, fn: Callable[[Any], T], arg: Any, label: str, time_limit: float | None = None
+    ) -> T:
+        """`fn(arg)` on its own thread, once one of the `limit` slots is free; TimeoutError
+        after `time_limit` seconds of running (waiting for a slot is not the agent's time).
+        A timeout or a cancellation leaves the thread running in its slot: Python cannot
+        stop a thread."""
         call = _Call(label, time.monotonic())
         await self._take_slot(call)
         loop = asyncio.get_running_loop()
@@ -129,8 +133,8 @@ class AgentThreads:
             self._release(call)
             raise
         try:
-            return await done
-        except asyncio.CancelledError:
+            return await asyncio.wait_for(done, time_limit)
+        except (TimeoutError, asyncio.CancelledError):
             self._give_up(call)
             raise
 
