@@ -19,6 +19,7 @@ from rich.live import Live
 from sqlalchemy import text
 
 from factory.cli_shared import board_for, notion_settings, out, runtime
+from factory.command import kill_running_commands
 from factory.live import JsonFormatter, RequestRate, render
 from factory.metrics import render as render_metrics
 from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
@@ -76,6 +77,7 @@ def _run(main: Coroutine[Any, Any, int]) -> NoReturn:
 
 
 def _exit_now(code: int) -> NoReturn:
+    kill_running_commands()  # their own sessions would outlive us; none runs after a stop
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

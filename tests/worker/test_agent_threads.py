@@ -8,6 +8,7 @@ them without trusting the worker's own account.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -60,13 +61,39 @@ FACTORY = define_factory(
 """
 
 
+# A command agent that notes its pid (its process group's id) and sleeps a minute.
+COMMAND_FACTORY = """
+from factory import action, command_agent, define_factory, done, failed
+
+FACTORY = define_factory(
+    id="command",
+    start="run",
+    states={
+        "run": action(
+            command_agent(["sh", "-c", 'echo $$ >> "$PIDS_FILE"; exec sleep 60']),
+            on={"done": "done", "failed": "failed"},
+        ),
+        "done": done(),
+        "failed": failed(),
+    },
+)
+"""
+
+
 def sleepy_stage(emulator: EmulatorServer, tmp_path: Path, url: str, **env: str) -> Stage:
     flows = tmp_path / "flows"
     flows.mkdir()
     (flows / "sleepy.py").write_text(SLEEPY_FACTORY)
+    (flows / "command.py").write_text(COMMAND_FACTORY)
+    (tmp_path / "pids.txt").touch()
     runs = tmp_path / "runs.txt"
     runs.touch()
-    env = {"RUNS_FILE": str(runs), "AGENT_SECONDS": "0", **env}
+    env = {
+        "RUNS_FILE": str(runs),
+        "PIDS_FILE": str(tmp_path / "pids.txt"),
+        "AGENT_SECONDS": "0",
+        **env,
+    }
     return Stage.create(emulator, tmp_path, url, workflows=flows, **env)
 
 
@@ -77,6 +104,19 @@ def agent_lines(stage: Stage) -> list[tuple[float, str, str]]:
         at, what, title = line.split(" ", 2)
         found.append((float(at), what, title))
     return found
+
+
+def command_pids(stage: Stage) -> list[int]:
+    return [int(line) for line in (stage.cwd / "pids.txt").read_text().split()]
+
+
+def process_gone(pid: int) -> bool:
+    """No such process, or only its zombie (killed; init may be slow to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def metric(port: int, name: str) -> float:
@@ -262,11 +302,12 @@ def test_sigterm_exits_within_the_grace_with_agents_hanging_past_their_timeout(
     stage.close()
 
 
-def test_a_second_sigterm_stops_the_worker_at_once(
+def test_a_second_sigterm_stops_the_worker_at_once_and_kills_running_commands(
     emulator: EmulatorServer, tmp_path: Path, database: Db
 ) -> None:
-    """The first SIGTERM waits (grace 60 s) for three running agents; the second ends the
-    process at once; the cards are picked up later (their leases expire)."""
+    """The first SIGTERM waits (grace 60 s) for two sync agents and a command; the second
+    ends the process at once, and the command with it (it runs in its own session, so it
+    would outlive the worker); the cards are picked up later, when their leases expire."""
     stage = sleepy_stage(
         emulator,
         tmp_path,
@@ -274,12 +315,16 @@ def test_a_second_sigterm_stops_the_worker_at_once(
         NFACTORY_SHUTDOWN_GRACE_SECONDS="60",
         HANG_SECONDS="60",
     )
-    for i in range(3):
+    for i in range(2):
         stage.add_card(f"hang {i}", "sleepy")
+    stage.add_card("a long command", "command")
     worker = Worker(stage, "solo")
     try:
         wait_for(
-            lambda: database.leases_held() == 3, 30, "three agents running", explain=worker.logs
+            lambda: database.leases_held() == 3 and len(command_pids(stage)) == 1,
+            30,
+            "two agents and a command running",
+            explain=worker.logs,
         )
         worker.proc.send_signal(signal.SIGTERM)
         wait_for(
@@ -303,4 +348,10 @@ def test_a_second_sigterm_stops_the_worker_at_once(
     print(f"exited {took:.2f}s after the second SIGTERM")
     assert code == 130, worker.logs()
     assert "stopping at once" in worker.logs()
+    (pid,) = command_pids(stage)
+    try:
+        wait_for(lambda: process_gone(pid), 5, "the command to be killed with the worker")
+    finally:
+        if not process_gone(pid):
+            os.killpg(pid, signal.SIGKILL)
     stage.close()
