@@ -78,7 +78,6 @@ async def run_io(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 @dataclass(eq=False)  # identity: two calls are never the same slot
 class _Call:
     label: str
-    started: float
     given_up: float | None = None  # when its caller stopped waiting; the thread runs on
 
 
@@ -112,7 +111,7 @@ class AgentThreads:
         after `time_limit` seconds of running (waiting for a slot is not the agent's time).
         A timeout or a cancellation leaves the thread running in its slot: Python cannot
         stop a thread."""
-        call = _Call(label, time.monotonic())
+        call = _Call(label)
         await self._take_slot(call)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T] = loop.create_future()
