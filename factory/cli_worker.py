@@ -21,11 +21,13 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 
 from factory.cli_shared import board_for, notion_settings, out, runtime
+from factory.command import kill_running_commands
 from factory.live import JsonFormatter, RequestRate, render
 from factory.metrics import render as render_metrics
 from factory.ops_http import ops_app
 from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
 from factory.terminal import SafeFormatter
+from factory.threads import configure_io, io_threads_for
 
 
 @dataclass(frozen=True)
@@ -81,31 +83,31 @@ def start(
         concurrency=rt.settings.concurrency,
         shutdown_grace_seconds=rt.settings.shutdown_grace_seconds,
     )
+    configure_io(io_threads_for(config.concurrency))
     ports = Ports(webhook_host, webhook_port, metrics_host, metrics_port)
     _run(_serve(rt, config, live, ports))
 
 
-def _run(main: Coroutine[Any, Any, int]) -> None:
-    """asyncio.run, except that agent calls abandoned at stop do not hold the exit.
+def _run(main: Coroutine[Any, Any, int]) -> NoReturn:
+    """asyncio.run, except that the process ends as soon as the worker has stopped.
 
-    A sync agent runs in a thread, which cannot be cancelled: once the grace is over
-    its tick is cancelled and its lease released, but asyncio.run (and the interpreter)
-    would still wait for the thread, i.e. for the agent call to end, however long.
+    Threads may still run then: sync agents that overran their timeout or the grace
+    (their cards already released), or a blocking call an async agent left in
+    asyncio's default pool. Python cannot stop a thread, and both asyncio.run and the
+    interpreter's exit would wait for it, however long. By then everything the worker
+    owes is done: transitions committed, leases released, the outbox flushed.
     """
     runner = asyncio.Runner()
     try:
-        abandoned = runner.run(main)
-    except SystemExit as exc:  # a second signal: stop at once, nothing committed is lost
-        _exit_now(exc.code if isinstance(exc.code, int) else 1)
+        code = runner.run(main)
     except BaseException:
         runner.close()
         raise
-    if abandoned:
-        _exit_now(0)
-    runner.close()
+    _exit_now(code)
 
 
 def _exit_now(code: int) -> NoReturn:
+    kill_running_commands()  # their own sessions would outlive us; none runs after a stop
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -115,25 +117,30 @@ def _exit_now(code: int) -> NoReturn:
 async def _serve(  # type: ignore[no-untyped-def]
     rt, config: WorkerConfig, live: bool, ports: Ports
 ) -> int:
-    """Run until a signal; the number of agent calls abandoned at stop."""
+    """Run until a signal; the exit status."""
     log = logging.getLogger("nfactory.worker")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = 0
 
-    def on_signal(signum: int) -> None:
+    def stopping() -> None:
+        log.info("stopping: finishing running cards (signal again to stop at once)")
+        stop.set()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # A plain handler, not loop.add_signal_handler: the second signal must end the
+        # process even when the loop cannot run a callback (stuck, or already closed).
         nonlocal signals
         signals += 1
         if signals == 1:
-            log.info("stopping: finishing running cards (signal again to stop at once)")
-            stop.set()
+            loop.call_soon_threadsafe(stopping)
         else:
             # Committed work is safe in the database; leases simply expire.
             log.warning("stopping at once")
-            raise SystemExit(130)
+            _exit_now(130)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
+        signal.signal(sig, on_signal)
     async with board_for(rt) as board:
         worker = Worker(rt.engine, board, config)
         log.info(
@@ -160,15 +167,17 @@ async def _serve(  # type: ignore[no-untyped-def]
             server.should_exit = True
         for _, serving in servers:
             await serving
-    if worker.abandoned:
+    running = rt.engine.agents.running
+    if running:
         log.info(
-            "worker stopped; not waiting for %d agent call(s) still running past the grace "
-            "(their cards were released)",
-            worker.abandoned,
+            "worker stopped; not waiting for %d agent call(s) still running in their threads "
+            "(overran their timeout or the grace; their cards were released)",
+            running,
         )
     else:
         log.info("worker stopped")
-    return worker.abandoned
+    rt.db.dispose()
+    return 0
 
 
 Served = tuple[uvicorn.Server, asyncio.Task[None]]
@@ -195,7 +204,8 @@ def _start_servers(  # type: ignore[no-untyped-def]
 
     def metrics() -> str:
         client = getattr(board, "client", None)  # the Notion board counts its requests
-        return render_metrics(worker.stats, rt.db, client.stats.as_dict() if client else None)
+        requests = client.stats.as_dict() if client else None
+        return render_metrics(worker.stats, rt.db, requests, rt.engine.agents)
 
     servers: list[Served] = []
     separate = ports.metrics_port is not None

@@ -25,6 +25,11 @@ from factory.results import AgentInput
 
 Argv = Sequence[str] | Callable[[AgentInput], Sequence[str]]
 
+# Process groups of commands running now: a worker that exits at once (a second
+# signal) kills them, as their own sessions would otherwise outlive it and keep
+# working a card another worker will take over.
+_running: set[int] = set()
+
 MAX_PAGE_CHARS = 50_000  # output kept on the card; longer output keeps its end
 STDERR_TAIL_LINES = 20
 
@@ -115,6 +120,7 @@ def command_agent(
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # its own process group, so a timeout kills its children too
         )
+        _running.add(proc.pid)
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
         except TimeoutError:
@@ -124,6 +130,8 @@ def command_agent(
         except asyncio.CancelledError:  # the engine's own timeout, or shutdown
             await _kill_group(proc)
             raise
+        finally:
+            _running.discard(proc.pid)
         stdout = out.decode(errors="replace")
         stderr = err.decode(errors="replace")
         code = proc.returncode if proc.returncode is not None else -1
@@ -147,3 +155,10 @@ async def _kill_group(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     await proc.wait()
+
+
+def kill_running_commands() -> None:
+    """SIGKILL the process group of every command still running (the worker exits now)."""
+    for pgid in list(_running):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)

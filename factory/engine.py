@@ -37,6 +37,7 @@ from factory.effects import Effect, plan_effects, state_effect
 from factory.results import AgentInput, BadResult, parse_result
 from factory.store import repo
 from factory.store.leases import Lease, LeaseHeld, LeaseLost, claim, holder, release, renew
+from factory.threads import AgentThreads, run_io
 
 log = logging.getLogger("nfactory.engine")
 
@@ -69,6 +70,7 @@ class EngineConfig:
     max_transitions_per_tick: int = 25
     max_inline_backoff_seconds: float = 10.0
     transition_cap: int = 200
+    agent_threads: int = 5  # sync agent calls at once (runtime: concurrency + 1)
 
 
 class Engine:
@@ -83,12 +85,13 @@ class Engine:
         self.factories = factories
         self.config = config
         self.clock = clock or SystemClock()
+        self.agents = AgentThreads(config.agent_threads)
 
     async def tick(
         self, task_id: str, *, strict: bool = False, replies: Sequence[Reply] = ()
     ) -> TickReport:
         """Drive one task as far as one tick may. `replies` resume a task waiting in feedback."""
-        lease = await asyncio.to_thread(
+        lease = await run_io(
             claim,
             self.db,
             task_id,
@@ -97,7 +100,7 @@ class Engine:
             self.config.lease_seconds,
         )
         if lease is None:
-            held = await asyncio.to_thread(holder, self.db, task_id)
+            held = await run_io(holder, self.db, task_id)
             if held is None:
                 raise repo.NotFound(f"no task with id {task_id!r}")
             owner, until = held
@@ -115,7 +118,7 @@ class Engine:
                 task_id, "lease_lost", tick.count, detail=str(lost), steps=tick.steps
             )
         finally:
-            await asyncio.to_thread(release, self.db, tick.lease)
+            await run_io(release, self.db, tick.lease)
         report.took_over = lease.took_over
         return report
 
@@ -265,11 +268,12 @@ class _Tick:
                 if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
                     getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
                 ):
-                    pending = fn(arg)
+                    result = await asyncio.wait_for(fn(arg), time_limit)
                 else:
-                    # sync user code runs in a thread so heartbeats and timeouts keep working
-                    pending = asyncio.to_thread(fn, arg)
-                result = await asyncio.wait_for(pending, time_limit)
+                    # sync user code runs in a thread of its own, never one the worker's
+                    # database work or this heartbeat needs; past its timeout it runs on there
+                    label = f"{what} in state {state_id!r} of task {self.lease.task_id[:8]}"
+                    result = await self.engine.agents.run(fn, arg, label, time_limit)
                 if inspect.isawaitable(result):
                     result = await asyncio.wait_for(result, time_limit)
                 return result
@@ -295,7 +299,7 @@ class _Tick:
             while True:
                 await asyncio.sleep(interval)
                 try:
-                    self.lease = await asyncio.to_thread(
+                    self.lease = await run_io(
                         renew, self.db, self.lease, self.clock.now(), self.config.lease_seconds
                     )
                 except LeaseLost as exc:
@@ -321,14 +325,14 @@ class _Tick:
             with self.db.connect() as conn:
                 return fn(conn, *args)
 
-        return await asyncio.to_thread(work)
+        return await run_io(work)
 
     async def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
         def work() -> Any:
             with self.db.begin() as conn:
                 return fn(conn, *args)
 
-        return await asyncio.to_thread(work)
+        return await run_io(work)
 
     def _start_run(self, conn: Any, task: repo.TaskRow, factory: Factory) -> repo.RunRow:
         now = self.clock.now()

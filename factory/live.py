@@ -66,6 +66,9 @@ def render(worker: Worker, requests: Callable[[], dict[str, int]] | None = None)
         f"Notion requests/min {api.get('per_minute', 0)}",
         f"429s {api.get('rate_limited', 0)}",
     )
+    overrunning = worker.engine.agents.overrunning
+    if overrunning:
+        info.add_row(f"[yellow]agent calls overrunning {overrunning}[/yellow]")
     parts: list[object] = [board, info]
     if stats.running:
         parts.append(Panel(running, title="running", expand=False))

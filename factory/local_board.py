@@ -7,7 +7,6 @@ sees and ignores them exactly as it must on Notion.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -17,6 +16,7 @@ from factory.board import Delivery, PendingEffect, Reply
 from factory.clock import Clock
 from factory.store.repo import LOCAL_BOARD, consumed_comment_ids, get_task
 from factory.store.tables import local_comments, outbox
+from factory.threads import run_io
 
 BOT = "nfactory"
 
@@ -33,7 +33,7 @@ class LocalBoard:
         return None  # local cards are created in the database directly
 
     async def deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
-        return await asyncio.to_thread(self._deliver, effects)
+        return await run_io(self._deliver, effects)
 
     def _deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
         results = []
@@ -69,7 +69,7 @@ class LocalBoard:
         return None if found is None else str(found)
 
     async def replies(self, task_id: str) -> list[Reply]:
-        return await asyncio.to_thread(self._replies, task_id)
+        return await run_io(self._replies, task_id)
 
     def _replies(self, task_id: str) -> list[Reply]:
         with self.db.connect() as conn:

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, func, select
 from factory.outbox import backlog
 from factory.scheduler import WorkerStats
 from factory.store.tables import runs
+from factory.threads import AgentThreads
 
 
 def _metric(name: str, kind: str, help_text: str, samples: Mapping[str, float]) -> list[str]:
@@ -23,7 +24,12 @@ def runs_by_outcome(db: Engine) -> dict[str, int]:
         return {status: n for status, n in rows}
 
 
-def render(stats: WorkerStats, db: Engine, notion: Mapping[str, int] | None = None) -> str:
+def render(
+    stats: WorkerStats,
+    db: Engine,
+    notion: Mapping[str, int] | None = None,
+    agents: AgentThreads | None = None,
+) -> str:
     notion = notion or {}
     lines: list[str] = []
     lines += _metric(
@@ -80,4 +86,18 @@ def render(stats: WorkerStats, db: Engine, notion: Mapping[str, int] | None = No
         "Ticks stopped because another worker took over.",
         {"": stats.leases_lost},
     )
+    if agents is not None:
+        lines += _metric(
+            "nfactory_agent_calls_running",
+            "gauge",
+            "Sync agent calls running in their threads, overrunning ones included.",
+            {"": agents.running},
+        )
+        lines += _metric(
+            "nfactory_agent_calls_overrunning",
+            "gauge",
+            "Sync agent calls given up on (timeout, stop) whose threads still run; "
+            "each keeps a concurrency slot.",
+            {"": agents.overrunning},
+        )
     return "\n".join(lines) + "\n"

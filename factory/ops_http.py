@@ -6,7 +6,6 @@ separate `--metrics-port` is given.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -15,15 +14,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from factory.threads import run_io
+
 
 def ops_routes(health: Callable[[], dict[str, Any]], metrics: Callable[[], str]) -> list[Route]:
     async def healthz(request: Request) -> Response:
-        report = await asyncio.to_thread(health)  # both read the database
+        report = await run_io(health)  # both read the database
         ok = all(v == "ok" for v in report.values())
         return JSONResponse(report, status_code=200 if ok else 503)
 
     async def prometheus(request: Request) -> Response:
-        text = await asyncio.to_thread(metrics)
+        text = await run_io(metrics)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     return [

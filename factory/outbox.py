@@ -8,7 +8,6 @@ duplicate anything (see each board's `deliver`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from sqlalchemy import Engine, and_, func, or_, select, update
 
 from factory.board import Board, Delivery, PendingEffect
 from factory.store.tables import outbox, tasks
+from factory.threads import run_io
 
 log = logging.getLogger("nfactory.outbox")
 
@@ -185,18 +185,18 @@ async def drain(
 ) -> DrainReport:
     """Deliver pending effects card by card; one failing card does not stall the others."""
     grace = board.doubt_grace if doubt_grace is None else doubt_grace
-    grouped = await asyncio.to_thread(pending, db, board.id, now, limit, grace)
+    grouped = await run_io(pending, db, board.id, now, limit, grace)
     delivered = superseded_n = failed = parked = 0
     for task_id, effects in grouped.items():
         send, superseded = coalesce(effects)
-        if not await asyncio.to_thread(mark_sending, db, task_id, [e.id for e in send], now, grace):
+        if not await run_io(mark_sending, db, task_id, [e.id for e in send], now, grace):
             continue  # another worker is delivering this card
         try:
             results = await board.deliver(send)
         except Exception as exc:  # a board bug must not stop the other cards
             log.exception("delivery to card %s failed", task_id)
             results = [Delivery(send[0].id, ok=False, error=f"{type(exc).__name__}: {exc}")]
-        await asyncio.to_thread(record, db, results, [e.id for e in superseded], now)
+        await run_io(record, db, results, [e.id for e in superseded], now)
         superseded_n += len(superseded)
         delivered += sum(1 for d in results if d.ok)
         failed += sum(1 for d in results if not d.ok and not d.permanent)
@@ -205,5 +205,5 @@ async def drain(
         if permanent:
             # the rest of this card's backlog would fail the same way: park it too
             error = permanent[0].error or ""
-            parked += await asyncio.to_thread(park_task, db, task_id, error)
+            parked += await run_io(park_task, db, task_id, error)
     return DrainReport(delivered, superseded_n, failed, parked)

@@ -13,6 +13,7 @@ from factory.loader import Catalog, load_factories
 from factory.local_board import LocalBoard
 from factory.settings import Settings
 from factory.store.db import open_database
+from factory.threads import agent_threads_for
 
 
 @dataclass
@@ -30,6 +31,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         lease_seconds=settings.lease_seconds,
         max_transitions_per_tick=settings.max_transitions_per_tick,
         max_inline_backoff_seconds=settings.max_inline_backoff_seconds,
+        agent_threads=agent_threads_for(settings.concurrency),
     )
 
 

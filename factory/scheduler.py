@@ -27,6 +27,7 @@ from factory.cycle import resume_answered
 from factory.engine import Engine, TickReport
 from factory.outbox import DrainReport, drain
 from factory.store import repo
+from factory.threads import run_io
 
 log = logging.getLogger("nfactory.worker")
 
@@ -195,16 +196,19 @@ class Worker:
             self._failed("feedback", exc)
 
     async def dispatch(self) -> None:
-        free = self.config.concurrency - len(self.inflight)
+        # an agent call that overran its timeout still runs in its thread: its slot stays
+        # taken until it returns, or new cards would queue behind it for a thread
+        room = self.config.concurrency - self.engine.agents.overrunning
+        free = room - len(self.inflight)
         if not self.accepting or free <= 0:
             return
         try:
-            due = await asyncio.to_thread(self._due, free + len(self.inflight))
+            due = await run_io(self._due, free + len(self.inflight))
         except Exception as exc:
             self._failed("dispatch", exc)
             return
         for task_id in due:
-            if len(self.inflight) >= self.config.concurrency:
+            if len(self.inflight) >= room:
                 break
             if task_id in self.inflight:
                 continue

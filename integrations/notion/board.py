@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +11,7 @@ from sqlalchemy import Engine, select
 from factory.board import Delivery, PendingEffect, Reply
 from factory.store import repo
 from factory.store.tables import outbox
+from factory.threads import run_io
 from integrations.notion.client import NotionClient
 from integrations.notion.deliver import NotionDeliverer
 from integrations.notion.errors import NotionError
@@ -88,7 +88,7 @@ class NotionBoard:
         return await self.deliverer.deliver(effects)
 
     async def replies(self, task_id: str) -> list[Reply]:
-        task, question, consumed = await asyncio.to_thread(self._feedback_state, task_id)
+        task, question, consumed = await run_io(self._feedback_state, task_id)
         if task.external_id is None or question is None:
             return []  # the question has not reached the card yet: nobody can answer it
         comments = await self.client.list_comments_all(task.external_id)

@@ -7,7 +7,6 @@ request: its page body, read once per run as the task's context.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from factory.store import boards as board_store
 from factory.store import repo
+from factory.threads import run_io
 from integrations.notion.cards import Card, parse_card
 from integrations.notion.client import NotionClient
 from integrations.notion.errors import NotionError
@@ -170,7 +170,7 @@ async def _apply(
 async def _unique(write) -> bool:  # type: ignore[no-untyped-def]
     """Run a write that creates a card's task; another worker may have won the race."""
     try:
-        await asyncio.to_thread(write)
+        await run_io(write)
         return True
     except IntegrityError:
         return False

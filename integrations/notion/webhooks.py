@@ -7,7 +7,6 @@ reconciles whatever a lost event would have told us.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
@@ -27,6 +26,7 @@ from starlette.routing import Route
 from factory.files import write_private_atomically
 from factory.ops_http import ops_routes
 from factory.store.tables import webhook_events
+from factory.threads import run_io
 from integrations.notion.webhook_input import (
     DEFAULT_MAX_BYTES,
     VERIFICATION_MAX_BYTES,
@@ -124,7 +124,7 @@ class WebhookReceiver:
         if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
             self._count("invalid")
             return JSONResponse({"error": "not a Notion event"}, status_code=400)
-        if not await asyncio.to_thread(self._first_time, str(event["id"]), str(event["type"])):
+        if not await run_io(self._first_time, str(event["id"]), str(event["type"])):
             self._count("duplicate")
             return JSONResponse({"ok": True, "duplicate": True})
         if authored_by_bot(event, self.bot_id):
@@ -177,7 +177,7 @@ class WebhookReceiver:
 
     async def _verification(self, token: str) -> Response:
         # The token becomes the signing secret, so it goes to a private file, not the log.
-        await asyncio.to_thread(write_private_atomically, self.token_file, token + "\n")
+        await run_io(write_private_atomically, self.token_file, token + "\n")
         self._count("verification")
         held = self.verification_warnings.admit(self.clock())
         if held is not None:

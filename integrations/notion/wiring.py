@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -10,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from factory.store import repo
+from factory.threads import run_io
 from integrations.notion.board import NotionBoard, resolve_board, resolve_repliers
 from integrations.notion.client import NotionClient
 from integrations.notion.settings import NotionSettings
@@ -47,5 +47,5 @@ async def open_notion_board(
                     external_id=ref.database_id,
                 )
 
-        await asyncio.to_thread(register)
+        await run_io(register)
         yield NotionBoard(client, db, ref.data_source_id, me["id"], allowed)

@@ -1,0 +1,208 @@
+"""Threads for blocking work, in two rooms: the worker's own, and agents'.
+
+Both used to share asyncio's default pool (CPU count + 4 threads, 6 on two cores):
+sync agents sleeping in it made the heartbeats that keep their leases wait, so the
+leases expired and other workers ran the same agents again; and an agent that
+overran its timeout kept its thread after its tick had moved on, so other cards'
+database reads queued behind it. Now:
+
+- `run_io` runs the worker's own blocking work (SQL, lease claims and renewals,
+  the outbox) on a pool no agent code runs on;
+- `AgentThreads` runs each sync agent call on a thread of its own, at most `limit`
+  at once. A call its caller gave up on (a timeout, a stop) still holds its slot
+  until the thread really returns, and is counted as overrunning, so the
+  dispatcher starts no card on top of it. The threads are daemons: one still
+  running never holds up the process exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+log = logging.getLogger("nfactory.threads")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# `nfactory start` sizes it to its concurrency; foreground commands need few.
+DEFAULT_IO_THREADS = 8
+
+_io_pool: ThreadPoolExecutor | None = None
+
+
+def io_threads_for(concurrency: int) -> int:
+    """Enough that nothing the worker does waits for a thread: a tick has at most one
+    call in flight (a read, a write or a lease renewal), and besides the ticks there are
+    intake, dispatch, delivery, feedback (with its own tick) and webhook requests."""
+    return concurrency + 8
+
+
+def agent_threads_for(concurrency: int) -> int:
+    """One per card the dispatcher may run, and one for the card a reply resumes (the
+    feedback job ticks it outside the dispatcher's count)."""
+    return concurrency + 1
+
+
+def configure_io(threads: int) -> None:
+    """Size the worker's own pool; call before any work (a running pool is replaced)."""
+    global _io_pool
+    old, _io_pool = _io_pool, ThreadPoolExecutor(threads, thread_name_prefix="nfactory-io")
+    if old is not None:
+        old.shutdown(wait=False)
+
+
+def _pool() -> ThreadPoolExecutor:
+    if _io_pool is None:
+        configure_io(DEFAULT_IO_THREADS)
+    assert _io_pool is not None
+    return _io_pool
+
+
+async def run_io(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """asyncio.to_thread on the worker's own pool: never queued behind agent code."""
+    loop = asyncio.get_running_loop()
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return await loop.run_in_executor(_pool(), call)
+
+
+@dataclass(eq=False)  # identity: two calls are never the same slot
+class _Call:
+    label: str
+    given_up: float | None = None  # when its caller stopped waiting; the thread runs on
+
+
+class AgentThreads:
+    """Sync agent calls, each on a daemon thread, at most `limit` at once."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"agent threads: limit must be at least 1, got {limit}")
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._live: set[_Call] = set()  # slots taken: threads running (or about to)
+        self._waiters: list[asyncio.Future[None]] = []
+
+    @property
+    def running(self) -> int:
+        """Agent calls whose threads have not returned, given up on or not."""
+        with self._lock:
+            return len(self._live)
+
+    @property
+    def overrunning(self) -> int:
+        """Calls given up on (timed out, or abandoned at stop) whose threads still run."""
+        with self._lock:
+            return sum(1 for c in self._live if c.given_up is not None)
+
+    async def run(
+        self, fn: Callable[[Any], T], arg: Any, label: str, time_limit: float | None = None
+    ) -> T:
+        """`fn(arg)` on its own thread, once one of the `limit` slots is free; TimeoutError
+        after `time_limit` seconds of running (waiting for a slot is not the agent's time).
+        A timeout or a cancellation leaves the thread running in its slot: Python cannot
+        stop a thread."""
+        call = _Call(label)
+        await self._take_slot(call)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+        context = contextvars.copy_context()
+
+        def target() -> None:
+            try:
+                outcome: tuple[bool, Any] = (True, context.run(fn, arg))
+            except BaseException as exc:  # handed to the caller, like to_thread does
+                outcome = (False, exc)
+            self._release(call)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, done, outcome)
+
+        try:
+            threading.Thread(target=target, name=f"nfactory-agent {label}", daemon=True).start()
+        except BaseException:
+            self._release(call)
+            raise
+        try:
+            return await asyncio.wait_for(done, time_limit)
+        except (TimeoutError, asyncio.CancelledError):
+            self._give_up(call)
+            raise
+
+    async def _take_slot(self, call: _Call) -> None:
+        loop = asyncio.get_running_loop()
+        told = False
+        while True:
+            with self._lock:
+                if len(self._live) < self.limit:
+                    self._live.add(call)
+                    return
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._waiters.append(waiter)
+                over = sum(1 for c in self._live if c.given_up is not None)
+            if not told:
+                told = True
+                log.info(
+                    "all %d agent threads are busy (%d overrunning): %s waits for one",
+                    self.limit,
+                    over,
+                    call.label,
+                )
+            try:
+                await waiter
+            finally:
+                with self._lock, contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+
+    def _release(self, call: _Call) -> None:
+        """In the agent's thread, as it ends: free the slot and wake whoever waits for one."""
+        with self._lock:
+            self._live.discard(call)
+            waiters, self._waiters = self._waiters, []
+        for waiter in waiters:  # each checks again; there are at most a few
+            with contextlib.suppress(RuntimeError):
+                waiter.get_loop().call_soon_threadsafe(_wake, waiter)
+        if call.given_up is not None:
+            log.info(
+                "%s returned %.1fs after it was given up; its agent thread is free again",
+                call.label,
+                time.monotonic() - call.given_up,
+            )
+
+    def _give_up(self, call: _Call) -> None:
+        with self._lock:
+            if call not in self._live:
+                return  # it returned just as its caller gave up
+            call.given_up = time.monotonic()
+            over = sum(1 for c in self._live if c.given_up is not None)
+        log.warning(
+            "%s is still running after its caller gave up on it (timeout or stop); "
+            "its thread keeps one of the %d agent slots until it returns "
+            "(%d agent call(s) overrunning)",
+            call.label,
+            self.limit,
+            over,
+        )
+
+
+def _settle(done: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    if done.cancelled():
+        return
+    ok, value = outcome
+    if ok:
+        done.set_result(value)
+    else:
+        done.set_exception(value)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
