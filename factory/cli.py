@@ -21,6 +21,7 @@ from factory.cli_shared import (
     out,
     print_json,
     runtime,
+    worker_runtime,
 )
 from factory.cli_worker import start
 from factory.cycle import CycleReport, run_cycle, run_task
@@ -129,7 +130,7 @@ def task_reply(
 @command
 def run(task: TaskOpt) -> None:
     """Run one card now (task id or card page id), until it waits for a human or finishes."""
-    rt = runtime()
+    rt = worker_runtime()
     _problems_line(rt)
     task_id = asyncio.run(_find_or_take_in(rt, task))
     report = asyncio.run(_with_board(rt, lambda board: run_task(rt.engine, board, task_id)))
@@ -137,7 +138,8 @@ def run(task: TaskOpt) -> None:
     with rt.db.connect() as conn:
         final = repo.get_task(conn, task_id)
     out.print(f"task {task_id}: [bold]{final.status}[/bold] at {escape(final.step or '-')}")
-    if final.last_error and final.status in ("failed", "blocked"):
+    held = bool(report.ticks) and report.ticks[-1].outcome == "held"
+    if final.last_error and (held or final.status in ("failed", "blocked")):
         out.print(f"error: {escape(final.last_error)}", highlight=False)
 
 
@@ -145,7 +147,7 @@ def run(task: TaskOpt) -> None:
 @command
 def tick() -> None:
     """One cycle in the foreground: resume answered cards, run due cards, deliver effects."""
-    rt = runtime()
+    rt = worker_runtime()
     _problems_line(rt)
     report = asyncio.run(_with_board(rt, lambda board: run_cycle(rt.engine, board)))
     _print_cycle(rt, report)
@@ -165,7 +167,7 @@ async def _find_or_take_in(rt: Runtime, ref: str) -> str:
         if not notion_settings().board_configured:
             raise
     async with board_for(rt) as board:
-        await board.poll(rt.engine.factories, rt.engine.clock.now())
+        await board.poll(rt.engine.factories, rt.engine.clock.now(), rt.engine.unloaded)
     with rt.db.connect() as conn:
         return repo.find_task(conn, ref).id
 

@@ -18,10 +18,11 @@ import uvicorn
 from rich.live import Live
 from sqlalchemy import text
 
-from factory.cli_shared import board_for, notion_settings, out, runtime
+from factory.cli_shared import board_for, notion_settings, out, worker_runtime
 from factory.live import JsonFormatter, RequestRate, render
 from factory.metrics import render as render_metrics
 from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
+from factory.unknown import health as factories_health
 
 
 class LogFormat(StrEnum):
@@ -42,7 +43,7 @@ def start(
     ] = "127.0.0.1",
 ) -> None:
     """Run the worker: poll the board, run cards, deliver effects, until SIGINT/SIGTERM."""
-    rt = runtime()
+    rt = worker_runtime()
     if webhook_port is not None and not notion_settings().board_configured:
         raise ValueError("--webhook-port needs a Notion board: set NOTION_BOARD_ID")
     live = sys.stdout.isatty() and log_format is LogFormat.text
@@ -114,6 +115,13 @@ async def _serve(  # type: ignore[no-untyped-def]
             config.concurrency,
             config.poll_seconds,
         )
+        for path, error in rt.engine.unloaded.items():
+            log.warning(
+                "workflow module %s failed to load: %s; cards naming a factory it may define "
+                "wait in Queue until it is fixed and the worker restarted",
+                path,
+                error,
+            )
         worker.start()
         web: tuple[uvicorn.Server, asyncio.Task[None]] | None = None
         if webhook_port is not None:
@@ -163,7 +171,11 @@ def _start_webhooks(
             database = "ok"
         except Exception as exc:
             database = f"error: {type(exc).__name__}"
-        return {"worker": "ok" if worker.accepting else "stopping", "database": database}
+        return {
+            "worker": "ok" if worker.accepting else "stopping",
+            "database": database,
+            "factories": factories_health(rt.engine.unloaded),
+        }
 
     def metrics() -> str:
         return render_metrics(worker.stats, rt.db, board.client.stats.as_dict())

@@ -178,7 +178,9 @@ class Worker:
         if not self.accepting:
             return
         try:
-            await self.board.poll(self.engine.factories, self.engine.clock.now())
+            await self.board.poll(
+                self.engine.factories, self.engine.clock.now(), self.engine.unloaded
+            )
             self.stats.polls += 1
         except Exception as exc:
             self._failed("intake", exc)
@@ -212,7 +214,9 @@ class Worker:
 
     def _due(self, limit: int) -> list[str]:
         with self.engine.db.connect() as conn:
-            return repo.runnable_task_ids(conn, self.engine.clock.now(), limit)
+            return repo.runnable_task_ids(
+                conn, self.board.id, self.engine.clock.now(), limit, exclude=self.engine.held
+            )
 
     async def _tick(self, task_id: str) -> TickReport:
         self.stats.running[task_id] = time.monotonic()
