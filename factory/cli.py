@@ -209,6 +209,7 @@ def status(as_json: JsonOpt = False) -> None:
         {
             "id": r["id"],
             "title": r["title"],
+            "board": r["board_id"],
             "factory": r["factory_id"],
             "status": r["status"],
             "step": r["step"],
