@@ -29,6 +29,7 @@ from factory.local_board import add_reply
 from factory.runtime import Runtime
 from factory.settings import load_settings
 from factory.store import repo
+from factory.unknown import failures
 
 app = typer.Typer(
     help="Drive Notion board cards through durable Python state machines.",
@@ -94,7 +95,8 @@ def task_create(
     rt = runtime()
     if factory not in rt.catalog.factories:
         known = ", ".join(sorted(rt.catalog.factories)) or "none loaded"
-        raise ValueError(f"unknown factory {factory!r}; known factories: {known}")
+        also = f" ({failures(rt.catalog.unloaded)})" if rt.catalog.unloaded else ""
+        raise ValueError(f"unknown factory {factory!r}; known factories: {known}{also}")
     if not title.strip():
         raise ValueError("--title must not be empty")
     if notion_settings().board_configured:

@@ -178,7 +178,7 @@ def _start_webhooks(
         }
 
     def metrics() -> str:
-        return render_metrics(worker.stats, rt.db, board.client.stats.as_dict())
+        return render_metrics(worker.stats, rt.db, board.client.stats.as_dict(), board.id)
 
     receiver = WebhookReceiver(
         rt.db,
