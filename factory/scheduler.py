@@ -201,7 +201,9 @@ class Worker:
         if not self.accepting or free <= 0:
             return
         try:
-            due = await asyncio.to_thread(self._due, free + len(self.inflight))
+            # a copy taken here: ticks on this loop add to `held` while the thread reads it
+            held = frozenset(self.engine.held)
+            due = await asyncio.to_thread(self._due, free + len(self.inflight), held)
         except Exception as exc:
             self._failed("dispatch", exc)
             return
@@ -212,10 +214,10 @@ class Worker:
                 continue
             self.inflight[task_id] = asyncio.create_task(self._tick(task_id))
 
-    def _due(self, limit: int) -> list[str]:
+    def _due(self, limit: int, held: frozenset[str]) -> list[str]:
         with self.engine.db.connect() as conn:
             return repo.runnable_task_ids(
-                conn, self.board.id, self.engine.clock.now(), limit, exclude=self.engine.held
+                conn, self.board.id, self.engine.clock.now(), limit, exclude=held
             )
 
     async def _tick(self, task_id: str) -> TickReport:
