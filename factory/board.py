@@ -7,7 +7,7 @@ database; the Notion board (integrations/notion) implements the same protocol.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -58,8 +58,14 @@ class Board(Protocol):
     # seconds to wait before re-checking an effect whose delivery may have landed late
     doubt_grace: float
 
-    async def poll(self, factories: Iterable[str], now: datetime) -> object:
-        """Take in new and changed cards (a no-op where cards are created locally)."""
+    async def poll(
+        self, factories: Iterable[str], now: datetime, unloaded: Mapping[str, str] | None = None
+    ) -> object:
+        """Take in new and changed cards (a no-op where cards are created locally).
+
+        `unloaded` (workflow module -> load error) explains unknown factory ids: such a
+        card is taken in and held in Queue rather than blocked.
+        """
         ...
 
     async def deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:

@@ -22,6 +22,7 @@ from factory.cli_shared import (
     out,
     print_json,
     runtime,
+    worker_runtime,
 )
 from factory.cli_worker import start
 from factory.cycle import CycleReport, run_cycle, run_task
@@ -30,6 +31,7 @@ from factory.runtime import Runtime
 from factory.settings import load_settings
 from factory.store import repo
 from factory.terminal import SafeFormatter, shown
+from factory.unknown import failures
 
 app = typer.Typer(
     help="Drive Notion board cards through durable Python state machines.",
@@ -95,7 +97,8 @@ def task_create(
     rt = runtime()
     if factory not in rt.catalog.factories:
         known = ", ".join(sorted(rt.catalog.factories)) or "none loaded"
-        raise ValueError(f"unknown factory {factory!r}; known factories: {known}")
+        also = f" ({failures(rt.catalog.unloaded)})" if rt.catalog.unloaded else ""
+        raise ValueError(f"unknown factory {factory!r}; known factories: {known}{also}")
     if not title.strip():
         raise ValueError("--title must not be empty")
     if notion_settings().board_configured:
@@ -131,7 +134,7 @@ def task_reply(
 @command
 def run(task: TaskOpt) -> None:
     """Run one card now (task id or card page id), until it waits for a human or finishes."""
-    rt = runtime()
+    rt = worker_runtime()
     _problems_line(rt)
     task_id = asyncio.run(_find_or_take_in(rt, task))
     report = asyncio.run(_with_board(rt, lambda board: run_task(rt.engine, board, task_id)))
@@ -139,7 +142,8 @@ def run(task: TaskOpt) -> None:
     with rt.db.connect() as conn:
         final = repo.get_task(conn, task_id)
     out.print(f"task {task_id}: [bold]{final.status}[/bold] at {shown(final.step or '-')}")
-    if final.last_error and final.status in ("failed", "blocked"):
+    held = bool(report.ticks) and report.ticks[-1].outcome == "held"
+    if final.last_error and (held or final.status in ("failed", "blocked")):
         out.print(f"error: {shown(final.last_error)}", highlight=False)
 
 
@@ -147,7 +151,7 @@ def run(task: TaskOpt) -> None:
 @command
 def tick() -> None:
     """One cycle in the foreground: resume answered cards, run due cards, deliver effects."""
-    rt = runtime()
+    rt = worker_runtime()
     _problems_line(rt)
     report = asyncio.run(_with_board(rt, lambda board: run_cycle(rt.engine, board)))
     _print_cycle(rt, report)
@@ -167,7 +171,7 @@ async def _find_or_take_in(rt: Runtime, ref: str) -> str:
         if not notion_settings().board_configured:
             raise
     async with board_for(rt) as board:
-        await board.poll(rt.engine.factories, rt.engine.clock.now())
+        await board.poll(rt.engine.factories, rt.engine.clock.now(), rt.engine.unloaded)
     with rt.db.connect() as conn:
         return repo.find_task(conn, ref).id
 
@@ -209,6 +213,7 @@ def status(as_json: JsonOpt = False) -> None:
         {
             "id": r["id"],
             "title": r["title"],
+            "board": r["board_id"],
             "factory": r["factory_id"],
             "status": r["status"],
             "step": r["step"],

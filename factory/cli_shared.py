@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from factory.board import Board
-from factory.runtime import Runtime, open_runtime
+from factory.runtime import Runtime, open_runtime, refuse_to_work
 from factory.settings import SettingsError, load_settings
 from factory.store import repo
 from factory.store.db import DatabaseError
@@ -64,6 +64,13 @@ def one_line(exc: BaseException) -> str:
 
 def runtime() -> Runtime:
     return open_runtime(load_settings())
+
+
+def worker_runtime() -> Runtime:
+    """The runtime for commands that claim cards: refused when no factory could run them."""
+    rt = runtime()
+    refuse_to_work(rt.settings, rt.catalog)
+    return rt
 
 
 def notion_settings() -> NotionSettings:

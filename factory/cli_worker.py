@@ -20,7 +20,7 @@ from rich.live import Live
 from sqlalchemy import text
 from starlette.applications import Starlette
 
-from factory.cli_shared import board_for, notion_settings, out, runtime
+from factory.cli_shared import board_for, notion_settings, out, worker_runtime
 from factory.command import kill_running_commands
 from factory.live import JsonFormatter, RequestRate, render
 from factory.metrics import render as render_metrics
@@ -28,6 +28,7 @@ from factory.ops_http import ops_app
 from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
 from factory.terminal import SafeFormatter
 from factory.threads import configure_io, io_threads_for
+from factory.unknown import health as factories_health
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def start(
     ] = "127.0.0.1",
 ) -> None:
     """Run the worker: poll the board, run cards, deliver effects, until SIGINT/SIGTERM."""
-    rt = runtime()
+    rt = worker_runtime()
     if webhook_port is not None and not notion_settings().board_configured:
         raise ValueError("--webhook-port needs a Notion board: set NOTION_BOARD_ID")
     if metrics_port is not None and metrics_port == webhook_port:
@@ -151,6 +152,13 @@ async def _serve(  # type: ignore[no-untyped-def]
             config.concurrency,
             config.poll_seconds,
         )
+        for path, error in rt.engine.unloaded.items():
+            log.warning(
+                "workflow module %s failed to load: %s; cards naming a factory it may define "
+                "wait in Queue until it is fixed and the worker restarted",
+                path,
+                error,
+            )
         worker.start()
         servers = _start_servers(rt, worker, board, ports)
         if live:
@@ -200,12 +208,16 @@ def _start_servers(  # type: ignore[no-untyped-def]
             database = "ok"
         except Exception as exc:
             database = f"error: {type(exc).__name__}"
-        return {"worker": "ok" if worker.accepting else "stopping", "database": database}
+        return {
+            "worker": "ok" if worker.accepting else "stopping",
+            "database": database,
+            "factories": factories_health(rt.engine.unloaded),
+        }
 
     def metrics() -> str:
         client = getattr(board, "client", None)  # the Notion board counts its requests
         requests = client.stats.as_dict() if client else None
-        return render_metrics(worker.stats, rt.db, requests, rt.engine.agents)
+        return render_metrics(worker.stats, rt.db, requests, rt.engine.agents, board.id)
 
     servers: list[Served] = []
     separate = ports.metrics_port is not None

@@ -45,6 +45,8 @@ async def resume_answered(
     waiting.sort(key=lambda t: (t[1] or "").replace("-", "") not in first)
     reports = []
     for task_id, _card in waiting:
+        if task_id in engine.held:
+            continue  # its factory is not loaded: a reply cannot be handled before a restart
         try:
             replies = await board.replies(task_id)
         except Exception as exc:  # one unreadable card must not hide the others' replies
@@ -55,9 +57,9 @@ async def resume_answered(
     return reports
 
 
-async def run_due(engine: Engine, limit: int = 100) -> list[TickReport]:
+async def run_due(engine: Engine, board_id: str, limit: int = 100) -> list[TickReport]:
     with engine.db.connect() as conn:
-        due = repo.runnable_task_ids(conn, engine.clock.now(), limit)
+        due = repo.runnable_task_ids(conn, board_id, engine.clock.now(), limit, engine.held)
     return [await engine.tick(task_id) for task_id in due]
 
 
@@ -66,14 +68,14 @@ async def run_cycle(engine: Engine, board: Board) -> CycleReport:
     cards already taken in from running (their effects wait in the outbox)."""
     report = CycleReport()
     try:
-        report.intake = await board.poll(engine.factories, engine.clock.now())
+        report.intake = await board.poll(engine.factories, engine.clock.now(), engine.unloaded)
     except Exception as exc:
         report.errors.append(f"intake: {exc}")
     try:
         report.ticks += await resume_answered(engine, board)
     except Exception as exc:
         report.errors.append(f"feedback: {exc}")
-    report.ticks += await run_due(engine)
+    report.ticks += await run_due(engine, board.id)
     try:
         report.delivery = await drain(engine.db, board, engine.clock.now())
     except Exception as exc:
@@ -85,7 +87,19 @@ async def run_task(engine: Engine, board: Board, task_id: str) -> CycleReport:
     """Drive one card now until it pauses for a human, finishes, or waits on a long backoff.
 
     Strict: if another worker holds the card, this raises LeaseHeld instead of waiting.
+    A card of another board is refused: that board's worker owns it and its effects.
     """
+    with engine.db.connect() as conn:
+        owner = repo.get_task(conn, task_id).board_id
+    if owner != board.id:
+        where = (
+            "unset NOTION_BOARD_ID to run it"
+            if owner == repo.LOCAL_BOARD
+            else f"set NOTION_BOARD_ID to {owner} to run it"
+        )
+        raise ValueError(
+            f"task {task_id} is on board {owner!r}, not on this board ({board.id!r}); {where}"
+        )
     report = CycleReport()
     replies = await board.replies(task_id)
     while True:

@@ -38,6 +38,7 @@ from factory.results import AgentInput, BadResult, parse_result
 from factory.store import repo
 from factory.store.leases import Lease, LeaseHeld, LeaseLost, claim, holder, release, renew
 from factory.threads import AgentThreads, run_io
+from factory.unknown import unknown_factory
 
 log = logging.getLogger("nfactory.engine")
 
@@ -49,6 +50,7 @@ TickOutcome = Literal[
     "idle",  # nothing to do (finished task, or not due yet)
     "busy",  # another worker holds the lease
     "lease_lost",  # taken over mid-tick; nothing more was written
+    "held",  # its factory's module failed to load: left where it is, the card says why
 ]
 
 
@@ -80,12 +82,18 @@ class Engine:
         factories: Mapping[str, Factory],
         config: EngineConfig,
         clock: Clock | None = None,
+        unloaded: Mapping[str, str] | None = None,
     ) -> None:
         self.db = db
         self.factories = factories
         self.config = config
         self.clock = clock or SystemClock()
         self.agents = AgentThreads(config.agent_threads)
+        # workflow module -> why it failed to load: an unknown factory id may be one of its
+        self.unloaded: Mapping[str, str] = dict(unloaded or {})
+        # tasks held for an unloaded factory; modules load once per process, so a held task
+        # stays held until a restart and need not be claimed again
+        self.held: set[str] = set()
 
     async def tick(
         self, task_id: str, *, strict: bool = False, replies: Sequence[Reply] = ()
@@ -147,8 +155,12 @@ class _Tick:
         if task.status in ("done", "failed", "blocked", "cancelled"):
             return self._report("idle", task.status, "task is finished")
         if factory is None:
-            await self._block_unknown_factory(task)
-            return self._report("finished", "blocked", f"unknown factory {task.factory_id!r}")
+            verdict = unknown_factory(task.factory_id, self.engine.factories, self.engine.unloaded)
+            if verdict.action == "hold":
+                await self._hold(task, verdict.reason)
+                return self._report("held", task.status, verdict.reason)
+            await self._block_unknown_factory(task, verdict.reason)
+            return self._report("finished", "blocked", verdict.reason)
         now = self.clock.now()
         if task.not_before is not None and task.not_before > now:
             return self._report("backoff", task.status, f"retry due at {task.not_before:%H:%M:%S}")
@@ -366,10 +378,18 @@ class _Tick:
             consumed=consumed,
         )
 
-    async def _block_unknown_factory(self, task: repo.TaskRow) -> None:
-        known = ", ".join(sorted(self.engine.factories)) or "none loaded"
-        error = f"unknown factory {task.factory_id!r}; known factories: {known}"
+    async def _hold(self, task: repo.TaskRow, reason: str) -> None:
+        self.engine.held.add(task.id)
+        if task.last_error == reason:
+            return  # the card already says so (an earlier tick, or another worker)
 
+        def work(conn: Any) -> None:
+            now = self.clock.now()
+            repo.hold_task(conn, self.lease, task, reason, now, self.config.lease_seconds)
+
+        await self._write(work)
+
+    async def _block_unknown_factory(self, task: repo.TaskRow, error: str) -> None:
         def work(conn: Any) -> None:
             now = self.clock.now()
             repo.block_task(conn, self.lease, task, error, now, self.config.lease_seconds)

@@ -21,9 +21,13 @@ from factory.store.tables import tasks
 from factory.terminal import shown
 
 
-def column_counts(db: Engine) -> dict[str, int]:
+def column_counts(db: Engine, board_id: str) -> dict[str, int]:
     with db.connect() as conn:
-        rows = conn.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status)).all()
+        rows = conn.execute(
+            select(tasks.c.status, func.count())
+            .where(tasks.c.board_id == board_id)
+            .group_by(tasks.c.status)
+        ).all()
     counts = dict.fromkeys(COLUMNS.values(), 0)
     for status, n in rows:
         counts[COLUMNS.get(status, status)] = n
@@ -50,7 +54,7 @@ def render(worker: Worker, requests: Callable[[], dict[str, int]] | None = None)
     stats = worker.stats
     db = worker.engine.db
     board = Table.grid(padding=(0, 2))
-    counts = column_counts(db)
+    counts = column_counts(db, worker.board.id)
     board.add_row(*[f"[bold]{name}[/bold] {n}" for name, n in counts.items()])
     running = Table("card", "since", box=None, show_header=True)
     now = time.monotonic()
@@ -59,7 +63,7 @@ def render(worker: Worker, requests: Callable[[], dict[str, int]] | None = None)
     info = Table.grid(padding=(0, 2))
     api = requests() if requests else {}
     info.add_row(
-        f"outbox backlog {backlog(db)}",
+        f"outbox backlog {backlog(db, worker.board.id)}",
         f"ticks {stats.ticks}",
         f"transitions {stats.transitions}",
         f"delivered {stats.delivered}",
@@ -70,6 +74,11 @@ def render(worker: Worker, requests: Callable[[], dict[str, int]] | None = None)
     if overrunning:
         info.add_row(f"[yellow]agent calls overrunning {overrunning}[/yellow]")
     parts: list[object] = [board, info]
+    unloaded = worker.engine.unloaded
+    if unloaded:
+        failed = "\n".join(f"{path}: {error}" for path, error in unloaded.items())
+        title = f"{len(unloaded)} workflow module(s) failed to load: their cards wait in Queue"
+        parts.insert(0, Panel(failed, title=title, border_style="red", expand=False))
     if stats.running:
         parts.append(Panel(running, title="running", expand=False))
     if stats.last_errors:

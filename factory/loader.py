@@ -10,7 +10,7 @@ import hashlib
 import importlib.util
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,10 +33,38 @@ class Problem:
 class Catalog:
     factories: dict[str, Factory] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # workflow paths that name nothing loadable (a typo in NFACTORY_WORKFLOWS)
+    missing: list[str] = field(default_factory=list)
+    # module path -> why it failed: the factories it defines are unknown, not absent
+    unloaded: dict[str, str] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
+
+
+def refusal(paths: Sequence[str | Path], catalog: Catalog, setting: str) -> str | None:
+    """Why a worker must not run with this catalog, or None.
+
+    A worker that runs anyway blocks every card it takes as "unknown factory",
+    so a wrong path or a catalog with nothing in it stops the command instead.
+    """
+    if catalog.missing:
+        where = "; ".join(_missing(Path(m)) for m in catalog.missing)
+        return f"{setting}: {where}"
+    if catalog.factories:
+        return None
+    shown = ",".join(str(p) for p in paths)
+    if catalog.unloaded:
+        why = "; ".join(f"{path}: {error}" for path, error in catalog.unloaded.items())
+    else:
+        why = "no module in it defines a factory"
+    return f"no factory loaded from {setting}={shown}: {why}"
+
+
+def _missing(path: Path) -> str:
+    what = "is not a folder or a .py file" if path.exists() else "does not exist"
+    return f"path {str(path)!r} {what} (looked in {path.resolve()})"
 
 
 def module_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
@@ -61,7 +89,7 @@ def module_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]
 
 def load_factories(paths: Iterable[str | Path]) -> Catalog:
     files, problems = module_files(paths)
-    catalog = Catalog(problems=problems)
+    catalog = Catalog(problems=problems, missing=[p.path for p in problems])
     for file in files:
         _load_file(file, catalog)
     return catalog
@@ -81,7 +109,7 @@ def _load_file(file: Path, catalog: Catalog) -> None:
         spec.loader.exec_module(module)
     except FactoryError as exc:
         sys.modules.pop(name, None)
-        catalog.problems.append(Problem(str(file), str(exc)))
+        _failed(catalog, file, str(exc))
         return
     except BaseException as exc:  # SystemExit in a user module must not kill the worker
         sys.modules.pop(name, None)
@@ -89,13 +117,17 @@ def _load_file(file: Path, catalog: Catalog) -> None:
             raise
         last = traceback.extract_tb(exc.__traceback__)[-1:] or None
         where = f" (line {last[0].lineno})" if last and last[0].filename == str(resolved) else ""
-        catalog.problems.append(
-            Problem(str(file), f"import failed{where}: {type(exc).__name__}: {exc}")
-        )
+        _failed(catalog, file, f"import failed{where}: {type(exc).__name__}: {exc}")
         return
     for value in vars(module).values():
         if isinstance(value, Factory):
             _register(value, file, catalog)
+
+
+def _failed(catalog: Catalog, file: Path, message: str) -> None:
+    catalog.problems.append(Problem(str(file), message))
+    previous = catalog.unloaded.get(str(file))
+    catalog.unloaded[str(file)] = f"{previous}; {message}" if previous else message
 
 
 def _register(factory: Factory, file: Path, catalog: Catalog) -> None:
@@ -114,7 +146,7 @@ def _register(factory: Factory, file: Path, catalog: Catalog) -> None:
     try:
         warnings = check_factory(factory)
     except FactoryError as exc:  # built without define_factory, e.g. Factory(...) directly
-        catalog.problems.append(Problem(str(file), str(exc)))
+        _failed(catalog, file, str(exc))
         return
     catalog.factories[factory.id] = factory
     catalog.problems.extend(

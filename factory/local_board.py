@@ -7,7 +7,7 @@ sees and ignores them exactly as it must on Notion.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import Engine, insert, select
@@ -29,7 +29,9 @@ class LocalBoard:
         self.db = db
         self.clock = clock
 
-    async def poll(self, factories: Iterable[str], now: datetime) -> None:
+    async def poll(
+        self, factories: Iterable[str], now: datetime, unloaded: Mapping[str, str] | None = None
+    ) -> None:
         return None  # local cards are created in the database directly
 
     async def deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
@@ -92,6 +94,11 @@ def add_reply(db: Engine, task_id: str, text: str, author: str, now: datetime) -
         raise ValueError("the reply is empty")
     with db.begin() as conn:
         task = get_task(conn, task_id)
+        if task.board_id != LOCAL_BOARD:
+            raise ValueError(
+                f"task {task_id} is on Notion board {task.board_id}: reply with a comment on "
+                "its card in Notion"
+            )
         if task.status != "feedback":
             raise ValueError(
                 f"task {task_id} is {task.status}, not waiting for feedback; nothing to reply to"

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, func, select
 
 from factory.outbox import backlog
 from factory.scheduler import WorkerStats
-from factory.store.tables import runs
+from factory.store.tables import runs, tasks
 from factory.threads import AgentThreads
 
 
@@ -18,10 +18,13 @@ def _metric(name: str, kind: str, help_text: str, samples: Mapping[str, float]) 
     return lines
 
 
-def runs_by_outcome(db: Engine) -> dict[str, int]:
+def runs_by_outcome(db: Engine, board_id: str | None = None) -> dict[str, int]:
+    """Runs by status: of one board's cards, or of every board in the database."""
+    query = select(runs.c.status, func.count()).group_by(runs.c.status)
+    if board_id is not None:
+        query = query.join(tasks, tasks.c.id == runs.c.task_id).where(tasks.c.board_id == board_id)
     with db.connect() as conn:
-        rows = conn.execute(select(runs.c.status, func.count()).group_by(runs.c.status))
-        return {status: n for status, n in rows}
+        return {status: n for status, n in conn.execute(query)}
 
 
 def render(
@@ -29,7 +32,10 @@ def render(
     db: Engine,
     notion: Mapping[str, int] | None = None,
     agents: AgentThreads | None = None,
+    board_id: str | None = None,
 ) -> str:
+    """The worker's metrics; database gauges count its own board's cards when `board_id` is
+    given, so workers on different boards sharing a database do not report each other's."""
     notion = notion or {}
     lines: list[str] = []
     lines += _metric(
@@ -48,7 +54,8 @@ def render(
         "nfactory_runs",
         "gauge",
         "Runs in the database by status.",
-        {f'{{status="{k}"}}': v for k, v in sorted(runs_by_outcome(db).items())} or {"": 0},
+        {f'{{status="{k}"}}': v for k, v in sorted(runs_by_outcome(db, board_id).items())}
+        or {"": 0},
     )
     lines += _metric(
         "nfactory_notion_requests_total",
@@ -66,7 +73,7 @@ def render(
         "nfactory_outbox_backlog",
         "gauge",
         "Board effects waiting for delivery.",
-        {"": backlog(db)},
+        {"": backlog(db, board_id)},
     )
     lines += _metric(
         "nfactory_effects_delivered_total",

@@ -91,13 +91,15 @@ def pending(
     return grouped
 
 
-def backlog(db: Engine) -> int:
+def backlog(db: Engine, board_id: str | None = None) -> int:
+    """Effects waiting for delivery: to one board, or to every board in the database."""
+    query = (
+        select(func.count()).select_from(outbox).where(outbox.c.status.in_(("pending", "sending")))
+    )
+    if board_id is not None:
+        query = query.where(outbox.c.board_id == board_id)
     with db.connect() as conn:
-        return conn.execute(
-            select(func.count())
-            .select_from(outbox)
-            .where(outbox.c.status.in_(("pending", "sending")))
-        ).scalar_one()
+        return conn.execute(query).scalar_one()
 
 
 def mark_sending(

@@ -9,9 +9,9 @@ from sqlalchemy import Engine as Database
 from factory.board import Board
 from factory.clock import Clock, SystemClock
 from factory.engine import Engine, EngineConfig
-from factory.loader import Catalog, load_factories
+from factory.loader import Catalog, load_factories, refusal
 from factory.local_board import LocalBoard
-from factory.settings import Settings
+from factory.settings import Settings, SettingsError
 from factory.store.db import open_database
 from factory.threads import agent_threads_for
 
@@ -35,9 +35,16 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
+def refuse_to_work(settings: Settings, catalog: Catalog) -> None:
+    """A command that claims cards stops here when no card could run: it would block them."""
+    reason = refusal(settings.workflows, catalog, "NFACTORY_WORKFLOWS")
+    if reason is not None:
+        raise SettingsError(reason)
+
+
 def open_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
     db = open_database(settings.database_url)
     catalog = load_factories(settings.workflows)
-    engine = Engine(db, catalog.factories, engine_config(settings), clock)
+    engine = Engine(db, catalog.factories, engine_config(settings), clock, catalog.unloaded)
     return Runtime(settings, db, catalog, engine, LocalBoard(db, clock))

@@ -179,7 +179,9 @@ class Worker:
         if not self.accepting:
             return
         try:
-            await self.board.poll(self.engine.factories, self.engine.clock.now())
+            await self.board.poll(
+                self.engine.factories, self.engine.clock.now(), self.engine.unloaded
+            )
             self.stats.polls += 1
         except Exception as exc:
             self._failed("intake", exc)
@@ -203,7 +205,9 @@ class Worker:
         if not self.accepting or free <= 0:
             return
         try:
-            due = await run_io(self._due, free + len(self.inflight))
+            # a copy taken here: ticks on this loop add to `held` while the thread reads it
+            held = frozenset(self.engine.held)
+            due = await run_io(self._due, free + len(self.inflight), held)
         except Exception as exc:
             self._failed("dispatch", exc)
             return
@@ -214,9 +218,11 @@ class Worker:
                 continue
             self.inflight[task_id] = asyncio.create_task(self._tick(task_id))
 
-    def _due(self, limit: int) -> list[str]:
+    def _due(self, limit: int, held: frozenset[str]) -> list[str]:
         with self.engine.db.connect() as conn:
-            return repo.runnable_task_ids(conn, self.engine.clock.now(), limit)
+            return repo.runnable_task_ids(
+                conn, self.board.id, self.engine.clock.now(), limit, exclude=held
+            )
 
     async def _tick(self, task_id: str) -> TickReport:
         self.stats.running[task_id] = time.monotonic()

@@ -8,10 +8,14 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
+
+from factory.store.tables import tasks
 
 REPO = Path(__file__).resolve().parents[1]
 NFACTORY = Path(sys.executable).with_name("nfactory")
@@ -233,3 +237,169 @@ def test_tables_show_card_text_verbatim(cli: Cli) -> None:
     assert "finished" in ok(cli("run", "--task", task_id))
     assert title in ok(cli("status"))
     assert "needs_detail" in ok(cli("history", "--task", task_id))
+
+
+# -- a misconfigured worker must not block people's cards --------------------------------
+
+BETA = """
+from factory import action, define_factory, done, failed
+
+
+def work(inp):
+    return {"status": "done"}
+
+
+FACTORY = define_factory(
+    id="beta",
+    start="work",
+    states={
+        "work": action(work, on={"done": "done", "failed": "failed"}),
+        "done": done(),
+        "failed": failed(),
+    },
+)
+"""
+
+
+def untouched(cli: Cli, task_id: str) -> dict[str, Any]:
+    """The card as `status` shows it, asserting nothing ever ran it or changed its column."""
+    (card,) = [t for t in one_json(cli("status", "--json"))["tasks"] if t["id"] == task_id]
+    assert (card["status"], card["column"], card["transitions"]) == ("queued", None, 0), card
+    assert one_json(cli("history", "--task", task_id, "--json"))["transitions"] == []
+    return card
+
+
+def test_tick_run_and_start_refuse_a_workflows_path_that_does_not_exist(
+    cli: Cli, tmp_path: Path
+) -> None:
+    task_id = create(cli, "triage", "Login crashes with an error")
+    missing = {"NFACTORY_WORKFLOWS": "wrkflows"}
+    for args in (("tick",), ("run", "--task", task_id), ("start",)):
+        result = cli(*args, **missing)
+        assert result.returncode == 1, (args, result.stdout, result.stderr)
+        assert result.stderr.splitlines() == [
+            "error: NFACTORY_WORKFLOWS: path 'wrkflows' does not exist "
+            f"(looked in {tmp_path / 'wrkflows'})"
+        ], (args, result.stderr)
+    untouched(cli, task_id)
+    # the commands that report on the setup still work, and say what is wrong
+    factories = cli("factories", **missing)
+    assert factories.returncode == 1 and "wrkflows" in factories.stdout
+    # with the path fixed, the same card runs
+    assert f"task {task_id}: done at done" in ok(cli("run", "--task", task_id))
+
+
+def test_tick_and_start_refuse_when_no_factory_loads(cli: Cli, tmp_path: Path) -> None:
+    task_id = create(cli, "triage", "Login crashes with an error")
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    broken = folder / "triage.py"
+    broken.write_text("import no_such_dependency\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [
+        (
+            {"NFACTORY_WORKFLOWS": str(folder)},
+            f"error: no factory loaded from NFACTORY_WORKFLOWS={folder}: {broken}: import "
+            "failed (line 1): ModuleNotFoundError: No module named 'no_such_dependency'",
+        ),
+        (
+            {"NFACTORY_WORKFLOWS": str(empty)},
+            f"error: no factory loaded from NFACTORY_WORKFLOWS={empty}: "
+            "no module in it defines a factory",
+        ),
+    ]
+    for settings, line in cases:
+        for args in (("tick",), ("start",)):
+            result = cli(*args, **settings)
+            assert result.returncode == 1, (args, result.stdout, result.stderr)
+            assert result.stderr.splitlines() == [line], (args, result.stderr)
+    untouched(cli, task_id)
+
+
+def test_a_card_whose_module_fails_to_import_waits_in_queue_and_runs_once_it_is_fixed(
+    cli: Cli, tmp_path: Path
+) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "triage.py").write_text((REPO / "workflows" / "triage.py").read_text())
+    beta = folder / "beta.py"
+    beta.write_text(BETA)
+    settings = {"NFACTORY_WORKFLOWS": str(folder)}
+    held = create(cli, "beta", "Needs the beta factory", **settings)
+    other = create(cli, "triage", "Login crashes with an error", **settings)
+
+    beta.write_text("import no_such_dependency\n" + BETA)  # someone breaks the module
+    out = ok(cli("tick", **settings))
+    assert re.search(rf"{held[:8]}\s+held\s+0 transitions\s+queued", out), out
+    assert re.search(rf"{other[:8]}\s+finished", out), out  # the others still run
+    docs = {t["id"]: t for t in one_json(cli("status", "--json", **settings))["tasks"]}
+    card = docs[held]
+    assert (card["status"], card["column"], card["transitions"]) == ("queued", "Queue", 0), card
+    assert str(beta) in card["last_error"] and "no_such_dependency" in card["last_error"]
+    assert "factory 'beta' is not loaded" in card["last_error"]
+    assert docs[other]["status"] == "done"
+
+    # the reason reaches the card once, not at every cycle
+    ok(cli("tick", **settings))
+    run = cli("run", "--task", held, **settings)
+    assert f"task {held}: queued" in ok(run) and "no_such_dependency" in run.stdout
+    from factory.local_board import card_log  # the card as the local board shows it
+    from factory.store.db import open_database
+
+    db = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        shown = [p for kind, p in card_log(db, held) if kind == "state"]
+    finally:
+        db.dispose()
+    assert len(shown) == 1 and shown[0]["column"] == "Queue", shown
+    assert "no_such_dependency" in shown[0]["error"]
+
+    beta.write_text(BETA)  # fixed; the next worker run picks the card up
+    out = ok(cli("tick", **settings))
+    assert re.search(rf"{held[:8]}\s+finished\s+\d+ transitions\s+done", out), out
+    card = {t["id"]: t for t in one_json(cli("status", "--json", **settings))["tasks"]}[held]
+    assert (card["status"], card["column"], card["last_error"]) == ("done", "Done", None)
+
+
+def test_a_factory_unknown_with_every_module_loaded_is_still_blocked(
+    cli: Cli, tmp_path: Path
+) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "triage.py").write_text((REPO / "workflows" / "triage.py").read_text())
+    beta = folder / "beta.py"
+    beta.write_text(BETA)
+    settings = {"NFACTORY_WORKFLOWS": str(folder)}
+    task_id = create(cli, "beta", "Needs the beta factory", **settings)
+    beta.unlink()  # the factory is gone and nothing failed to load: the card is wrong
+
+    out = ok(cli("tick", **settings))
+    assert re.search(rf"{task_id[:8]}\s+finished\s+0 transitions\s+blocked", out), out
+    (card,) = one_json(cli("status", "--json", **settings))["tasks"]
+    assert (card["status"], card["column"]) == ("blocked", "Blocked")
+    assert card["last_error"] == "unknown factory 'beta'; known factories: triage"
+
+
+def test_a_local_reply_is_refused_for_a_card_of_a_notion_board(cli: Cli, tmp_path: Path) -> None:
+    from factory.store import repo
+    from factory.store.db import open_database
+
+    # a card taken in from a Notion board, waiting for its answer there
+    db = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        with db.begin() as conn:
+            now = datetime.now(UTC)
+            repo.ensure_board(conn, "source-1", "notion", now)
+            task_id = repo.create_task(
+                conn, factory_id="writing", title="Notes", now=now, board_id="source-1"
+            )
+            conn.execute(update(tasks).where(tasks.c.id == task_id).values(status="feedback"))
+    finally:
+        db.dispose()
+    result = cli("task", "reply", "--task", task_id, "--text", "approve")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: task {task_id} is on Notion board source-1: reply with a comment on its card "
+        "in Notion"
+    ]

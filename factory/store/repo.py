@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from factory.decide import RunView, Step
-from factory.effects import Effect
+from factory.effects import Effect, state_effect
 from factory.store.leases import Lease, guard
 from factory.store.tables import boards, consumed_comments, outbox, runs, tasks, transitions
 
@@ -359,32 +359,54 @@ def block_task(
     add_effects(conn, task.id, task.board_id, f"task-{task.id}-blocked", lease.epoch, effects, now)
 
 
+def hold_task(
+    conn: Connection, lease: Lease, task: TaskRow, reason: str, now: datetime, ttl: float
+) -> None:
+    """Leave a task where it is (its factory's module failed to load), telling the person why.
+
+    Its column does not change; the card's Error says what to fix.
+    """
+    guard(conn, lease, now, ttl)
+    conn.execute(
+        update(tasks).where(tasks.c.id == task.id).values(last_error=reason, updated_at=now)
+    )
+    effects = [state_effect(task.status, task.step or "", reason)]
+    add_effects(conn, task.id, task.board_id, f"task-{task.id}-held", lease.epoch, effects, now)
+
+
 def request_cancel(conn: Connection, task_id: str, now: datetime) -> None:
     conn.execute(
         update(tasks).where(tasks.c.id == task_id).values(cancel_requested=True, updated_at=now)
     )
 
 
-def runnable_task_ids(conn: Connection, now: datetime, limit: int = 100) -> list[str]:
-    """Queued or running tasks whose backoff is over and whose lease is free or expired."""
-    rows = conn.execute(
-        select(tasks.c.id)
-        .where(
-            tasks.c.status.in_(("queued", "running")),
-            or_(tasks.c.not_before.is_(None), tasks.c.not_before <= now),
-            or_(tasks.c.lease_owner.is_(None), tasks.c.lease_expires_at < now),
-        )
-        .order_by(tasks.c.updated_at, tasks.c.id)
-        .limit(limit)
+def runnable_task_ids(
+    conn: Connection,
+    board_id: str,
+    now: datetime,
+    limit: int = 100,
+    exclude: Collection[str] = (),
+) -> list[str]:
+    """The board's queued or running tasks whose backoff is over and whose lease is free or
+    expired. Another board's tasks in the same database belong to the worker on that board;
+    `exclude` names tasks this worker has already decided to leave alone."""
+    query = select(tasks.c.id).where(
+        tasks.c.board_id == board_id,
+        tasks.c.status.in_(("queued", "running")),
+        or_(tasks.c.not_before.is_(None), tasks.c.not_before <= now),
+        or_(tasks.c.lease_owner.is_(None), tasks.c.lease_expires_at < now),
     )
+    if exclude:
+        query = query.where(tasks.c.id.not_in(list(exclude)))
+    rows = conn.execute(query.order_by(tasks.c.updated_at, tasks.c.id).limit(limit))
     return [r.id for r in rows]
 
 
-def feedback_tasks(conn: Connection, board_id: str | None = None) -> list[tuple[str, str | None]]:
-    """(task id, card id) of tasks waiting for a human, longest waiting first."""
-    query = select(tasks.c.id, tasks.c.external_id).where(tasks.c.status == "feedback")
-    if board_id is not None:
-        query = query.where(tasks.c.board_id == board_id)
+def feedback_tasks(conn: Connection, board_id: str) -> list[tuple[str, str | None]]:
+    """(task id, card id) of the board's tasks waiting for a human, longest waiting first."""
+    query = select(tasks.c.id, tasks.c.external_id).where(
+        tasks.c.status == "feedback", tasks.c.board_id == board_id
+    )
     return [(r.id, r.external_id) for r in conn.execute(query.order_by(tasks.c.updated_at))]
 
 

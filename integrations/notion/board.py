@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,8 +81,10 @@ class NotionBoard:
         # a request Notion answered late may still be applied: wait twice its timeout
         self.doubt_grace = 2 * client.timeout
 
-    async def poll(self, factories: Iterable[str], now: datetime) -> IntakeReport:
-        return await poll(self.client, self.db, self.id, factories, now)
+    async def poll(
+        self, factories: Iterable[str], now: datetime, unloaded: Mapping[str, str] | None = None
+    ) -> IntakeReport:
+        return await poll(self.client, self.db, self.id, factories, now, unloaded)
 
     async def deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
         return await self.deliverer.deliver(effects)

@@ -8,7 +8,7 @@ request: its page body, read once per run as the task's context.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -63,6 +63,7 @@ async def poll(
     board_id: str,
     factories: Iterable[str],
     now: datetime,
+    unloaded: Mapping[str, str] | None = None,
 ) -> IntakeReport:
     factories = list(factories)
     with db.connect() as conn:
@@ -81,7 +82,7 @@ async def poll(
     for card in fresh:
         snap = known.get(card.page_id)
         task = TaskSnapshot(*snap) if snap else None
-        decision = decide_card(card, task, factories)
+        decision = decide_card(card, task, factories, unloaded or {})
         try:
             await _apply(
                 client, db, board_id, card, task, decision.action, decision.reason, now, report

@@ -9,11 +9,12 @@ none is handled twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from factory.unknown import unknown_factory
 from integrations.notion.cards import Card
 from integrations.notion.schema import STATE
 
@@ -98,7 +99,14 @@ class Decision:
     reason: str = ""
 
 
-def decide_card(card: Card, task: TaskSnapshot | None, factories: Iterable[str]) -> Decision:
+def decide_card(
+    card: Card,
+    task: TaskSnapshot | None,
+    factories: Iterable[str],
+    unloaded: Mapping[str, str] | None = None,
+) -> Decision:
+    """`unloaded` (module -> load error) may explain an unknown factory: then the card is
+    taken in and the engine holds it in Queue, saying why, instead of blocking it."""
     known = set(factories)
     if card.in_trash:
         if task is not None and task.status in ACTIVE:
@@ -111,7 +119,7 @@ def decide_card(card: Card, task: TaskSnapshot | None, factories: Iterable[str])
     if card.state != "Queue":
         return Decision("ignore")
     if task is None:
-        return _start(card, known, "create")
+        return _start(card, known, unloaded or {}, "create")
     if task.status in ACTIVE:
         return Decision("ignore")
     # A finished task's card shows Queue either because the bot has not moved
@@ -119,13 +127,13 @@ def decide_card(card: Card, task: TaskSnapshot | None, factories: Iterable[str])
     # back after the bot had set another column: only the latter is a re-run.
     if task.state_pending or task.delivered_column in (None, "Queue"):
         return Decision("ignore")
-    return _start(card, known, "requeue")
+    return _start(card, known, unloaded or {}, "requeue")
 
 
-def _start(card: Card, known: set[str], action: CardAction) -> Decision:
+def _start(
+    card: Card, known: set[str], unloaded: Mapping[str, str], action: CardAction
+) -> Decision:
     if card.factory in known:
         return Decision(action)
-    names = ", ".join(sorted(known)) or "none loaded"
-    if not card.factory:
-        return Decision("block", f"the card names no Factory; choose one of: {names}")
-    return Decision("block", f"unknown factory {card.factory!r}; known factories: {names}")
+    verdict = unknown_factory(card.factory or "", known, unloaded)
+    return Decision(action if verdict.action == "hold" else "block", verdict.reason)

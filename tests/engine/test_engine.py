@@ -166,10 +166,10 @@ async def test_long_backoff_ends_the_tick_and_attempts_persist_across_ticks(db: 
     assert (await engine.tick(tid)).outcome == "backoff"  # not due yet: nothing runs
     assert len(path(db, tid)) == 1
     with db.connect() as conn:
-        assert tid not in repo.runnable_task_ids(conn, clock.now())
+        assert tid not in repo.runnable_task_ids(conn, repo.LOCAL_BOARD, clock.now())
     clock.advance(61)
     with db.connect() as conn:
-        assert tid in repo.runnable_task_ids(conn, clock.now())
+        assert tid in repo.runnable_task_ids(conn, repo.LOCAL_BOARD, clock.now())
     done_tick = await engine.tick(tid)
     assert done_tick.outcome == "finished" and task(db, tid).status == "done"
     with db.connect() as conn:

@@ -169,3 +169,64 @@ async def test_a_card_named_by_a_webhook_is_checked_for_replies_first(db: Databa
     board.asked.clear()
     await resume_answered(engine, board, first={"bbbb2"})
     assert board.asked == [ids[1], ids[0]]
+
+
+async def test_the_live_view_names_modules_that_failed_and_counts_only_its_board(
+    db: Database,
+) -> None:
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from factory.engine import Engine, EngineConfig
+    from factory.live import render
+    from factory.store import repo
+
+    clock = SystemClock()
+    unloaded = {"flows/beta.py": "import failed (line 1): ModuleNotFoundError: no_such"}
+    engine = Engine(db, {}, EngineConfig(worker_id="t"), clock, unloaded)
+    with db.begin() as conn:
+        now = datetime.now(UTC)
+        repo.create_task(conn, factory_id="beta", title="here", now=now)
+        repo.ensure_board(conn, "elsewhere", "notion", now)
+        for _ in range(2):
+            repo.create_task(conn, factory_id="f", title="there", now=now, board_id="elsewhere")
+    console = Console(record=True, width=200)
+    console.print(render(Worker(engine, LocalBoard(db, clock), FAST)))
+    shown = console.export_text()
+    assert "1 workflow module(s) failed to load" in shown, shown
+    assert f"flows/beta.py: {unloaded['flows/beta.py']}" in shown, shown
+    assert "Queue 1" in shown, shown  # the other board's two cards are not this worker's
+
+
+async def test_metrics_count_the_workers_own_board_in_a_shared_database(db: Database) -> None:
+    from datetime import UTC, datetime
+
+    from factory.metrics import render as render_metrics
+    from factory.scheduler import WorkerStats
+    from factory.store import repo
+
+    factory = define_factory(
+        id="w",
+        start="a",
+        states={
+            "a": action(lambda _: {"status": "done"}, on={"done": "end", "failed": "x"}),
+            "end": done(),
+            "x": failed(),
+        },
+    )
+    engine = make_engine(db, factory)
+    mine = new_task(db, "w")
+    with db.begin() as conn:
+        now = datetime.now(UTC)
+        repo.ensure_board(conn, "elsewhere", "notion", now)
+        theirs = [
+            repo.create_task(conn, factory_id="w", title="t", now=now, board_id="elsewhere")
+            for _ in range(2)
+        ]
+    for task_id in (mine, *theirs):
+        assert (await engine.tick(task_id)).outcome == "finished"
+    text = render_metrics(WorkerStats(), db, {}, repo.LOCAL_BOARD)
+    assert 'nfactory_runs{status="done"} 1\n' in text, text
+    assert f"nfactory_outbox_backlog {backlog(db, repo.LOCAL_BOARD)}\n" in text, text
+    assert backlog(db, repo.LOCAL_BOARD) * 3 == backlog(db), "each card queued the same effects"

@@ -122,6 +122,17 @@ def test_decisions() -> None:
     assert decide_card(card("p", "Cancelled", T0), snap("done", "Done"), ["f"]).action == "ignore"
 
 
+def test_a_card_naming_a_factory_that_may_be_in_a_module_that_failed_is_taken_in() -> None:
+    """It waits in Queue (the engine holds it, the card says why) instead of being blocked."""
+    unloaded = {"flows/beta.py": "import failed: ModuleNotFoundError"}
+    beta = card("p", "Queue", T0, "beta")
+    assert decide_card(beta, None, ["f"], unloaded).action == "create"
+    assert decide_card(beta, snap("done", "Done"), ["f"], unloaded).action == "requeue"
+    # no factory named: no module fix helps, but the reason says the list may be short
+    nameless = decide_card(card("p", "Queue", T0, None), None, ["f"], unloaded)
+    assert nameless.action == "block" and "flows/beta.py" in nameless.reason
+
+
 def test_an_idle_boundary_minute_settles_so_a_big_bulk_edit_is_not_reread_forever() -> None:
     board = {f"p{i}": card(f"p{i}", "Done", T0) for i in range(300)}
     board["q"] = card("q", "Queue", T0)

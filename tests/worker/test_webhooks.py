@@ -218,7 +218,7 @@ def test_a_reply_comment_wakes_a_running_worker_through_the_emulators_webhook(
 
         health = httpx.get(f"{url}/healthz")
         assert health.status_code == 200, health.text
-        assert health.json() == {"worker": "ok", "database": "ok"}
+        assert health.json() == {"worker": "ok", "database": "ok", "factories": "ok"}
         metrics = httpx.get(f"{url}/metrics").text
         assert 'nfactory_runs{status="done"} 1' in metrics, metrics
         assert "nfactory_transitions_total 0" not in metrics
