@@ -217,7 +217,9 @@ def _start_servers(  # type: ignore[no-untyped-def]
     def metrics() -> str:
         client = getattr(board, "client", None)  # the Notion board counts its requests
         requests = client.stats.as_dict() if client else None
-        return render_metrics(worker.stats, rt.db, requests, rt.engine.agents, board.id)
+        return render_metrics(
+            worker.stats, rt.db, requests, agents=rt.engine.agents, board_id=board.id
+        )
 
     servers: list[Served] = []
     separate = ports.metrics_port is not None

@@ -31,6 +31,7 @@ def render(
     stats: WorkerStats,
     db: Engine,
     notion: Mapping[str, int] | None = None,
+    *,
     agents: AgentThreads | None = None,
     board_id: str | None = None,
 ) -> str:

@@ -226,7 +226,7 @@ async def test_metrics_count_the_workers_own_board_in_a_shared_database(db: Data
         ]
     for task_id in (mine, *theirs):
         assert (await engine.tick(task_id)).outcome == "finished"
-    text = render_metrics(WorkerStats(), db, {}, repo.LOCAL_BOARD)
+    text = render_metrics(WorkerStats(), db, {}, board_id=repo.LOCAL_BOARD)
     assert 'nfactory_runs{status="done"} 1\n' in text, text
     assert f"nfactory_outbox_backlog {backlog(db, repo.LOCAL_BOARD)}\n" in text, text
     assert backlog(db, repo.LOCAL_BOARD) * 3 == backlog(db), "each card queued the same effects"
