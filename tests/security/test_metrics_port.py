@@ -46,7 +46,7 @@ def test_with_metrics_port_health_and_metrics_are_served_there_and_not_on_the_we
         )
         assert worker.alive(), worker.logs()
         health = httpx.get(f"{private}/healthz", timeout=10)
-        assert health.json() == {"worker": "ok", "database": "ok"}
+        assert health.json() == {"worker": "ok", "database": "ok", "factories": "ok"}
         metrics = httpx.get(f"{private}/metrics", timeout=10)
         assert metrics.status_code == 200 and "# TYPE nfactory_transitions_total " in metrics.text
 
