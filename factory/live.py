@@ -76,7 +76,7 @@ def render(worker: Worker, requests: Callable[[], dict[str, int]] | None = None)
     parts: list[object] = [board, info]
     unloaded = worker.engine.unloaded
     if unloaded:
-        failed = "\n".join(f"{path}: {error}" for path, error in unloaded.items())
+        failed = "\n".join(shown(f"{path}: {error}") for path, error in unloaded.items())
         title = f"{len(unloaded)} workflow module(s) failed to load: their cards wait in Queue"
         parts.insert(0, Panel(failed, title=title, border_style="red", expand=False))
     if stats.running:

@@ -18,6 +18,7 @@ from rich.console import Console
 from factory.clock import SystemClock
 from factory.engine import Engine, EngineConfig
 from factory.live import render
+from factory.local_board import LocalBoard
 from factory.scheduler import Worker, WorkerConfig
 from factory.store.db import open_database
 from factory.terminal import SafeFormatter, visible
@@ -91,7 +92,7 @@ def test_status_tick_and_history_show_hostile_titles_escaped(tmp_path: Path) -> 
 def test_the_live_view_shows_error_markup_as_text(tmp_path: Path) -> None:
     db = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     engine = Engine(db, {}, EngineConfig(worker_id="w"), SystemClock())
-    worker = Worker(engine, board=None, config=WorkerConfig())  # type: ignore[arg-type]
+    worker = Worker(engine, LocalBoard(db, SystemClock()), WorkerConfig())
     worker.stats.error(f"tick 1234abcd: agent raised: {EVIL}")
     console = Console(record=True, width=300, force_terminal=True, color_system="truecolor")
     console.print(render(worker))
