@@ -21,6 +21,7 @@ from sqlalchemy import text
 from factory.cli_shared import board_for, notion_settings, out, runtime
 from factory.live import JsonFormatter, RequestRate, render
 from factory.metrics import render as render_metrics
+from factory.redact import RedactingFilter, install_log_redaction
 from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
 
 
@@ -181,6 +182,7 @@ def _start_webhooks(
     server = uvicorn.Server(
         uvicorn.Config(receiver.app, host=host, port=port, log_level="warning", lifespan="off")
     )
+    install_log_redaction()  # uvicorn's own handlers, made by its Config just now
     # the worker owns SIGINT/SIGTERM; uvicorn would capture them and raise them again
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     serving = asyncio.create_task(server.serve())
@@ -196,6 +198,7 @@ def _configure_logging(log_format: LogFormat, quiet: bool) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # no secret reaches the log, in any form
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING if quiet else logging.INFO)
