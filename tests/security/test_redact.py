@@ -114,8 +114,11 @@ def test_log_records_lose_the_token_in_message_args_and_traceback(
 
 
 async def test_a_client_error_never_quotes_the_token() -> None:
-    """A transport failure's text is built by httpx; the client scrubs it regardless."""
-    token = "ntn_clientcanary0123456789"
+    """A transport failure's text is built by httpx; the client scrubs it regardless.
+
+    The backslash is legal in a header and doubled by the bytes repr, so only a
+    redactor that knows the escaped form catches it."""
+    token = "ntn_clientcanary\\0123456789"
 
     def fail(request: httpx.Request) -> httpx.Response:
         auth = request.headers["authorization"]
