@@ -6,6 +6,7 @@ is the one place that asks Notion who a user is, once per user.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -124,6 +125,7 @@ class UserDirectory:
     kinds: dict[str, Kind] = field(default_factory=dict)
     emails: dict[str, str] = field(default_factory=dict)
     readable: bool = True  # False once Notion refused to list users (no user capability)
+    _asking: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def learn(self, users: Iterable[Mapping[str, Any]]) -> None:
         for user in users:
@@ -150,7 +152,11 @@ class UserDirectory:
         known = self.kinds.get(key)
         if known is not None:
             return known
-        found = await self._lookup(key)
+        async with self._asking:  # two cards' checks must not both ask about one newcomer
+            known = self.kinds.get(key)
+            if known is not None:
+                return known
+            found = await self._lookup(key)
         if found == "unknown" and self.readable:
             log.warning(
                 "Notion user %s cannot be looked up: their comments do not count as answers", key

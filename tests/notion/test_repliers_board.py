@@ -37,6 +37,7 @@ def comment_as(world: World, page: str, user_id: str, text: str) -> None:
 async def test_users_who_join_after_open_are_looked_up_once_and_bots_never_answer(
     world: World,
 ) -> None:
+    world.configure(rate_limit=0)  # no 429 retries: every lookup counted is a real one
     page = world.add_card("Paint the shed", "ask")
     await world.until(lambda: world.column(page) == "Feedback")
     lookups = world.stats()["requests"].get(LOOKUP, 0)
