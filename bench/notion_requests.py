@@ -50,6 +50,7 @@ async def measure(emu: EmulatorServer, cards: int, tmp: Path) -> list[tuple[str,
     with db.begin() as conn:
         repo.ensure_board(conn, ds, "notion", SystemClock().now())
     board = NotionBoard(client, db, ds, (await client.me())["id"])
+    await board.directory.load()  # who is a person, as opening a board does
     engine = Engine(db, ALL, EngineConfig(worker_id="bench"), SystemClock())
     rows = []
 

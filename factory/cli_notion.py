@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from factory.cli_shared import command, err, notion_settings, out
 from factory.loader import load_factories
+from factory.redact import redact
 from factory.settings import load_settings
 from factory.store.db import open_database
 from factory.terminal import shown
@@ -92,12 +93,18 @@ def doctor() -> None:
 
         async def remote() -> list[Check]:
             async with make_client(settings) as client:
-                return await notion_checks(client, settings.notion_board_id, catalog.factories)
+                return await notion_checks(
+                    client,
+                    settings.notion_board_id,
+                    catalog.factories,
+                    settings.nfactory_allowed_repliers,
+                )
 
         checks += asyncio.run(remote())
     for check in checks:
         mark = "[green]OK[/green]  " if check.ok else "[red]FIX[/red] "
-        out.print(f"{mark} {check.name:<10} {shown(check.detail)}", highlight=False)
+        detail = shown(redact(check.detail))
+        out.print(f"{mark} {check.name:<10} {detail}", highlight=False)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
 

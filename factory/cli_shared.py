@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from factory.board import Board
+from factory.redact import install_log_redaction, redact
 from factory.runtime import Runtime, open_runtime, refuse_to_work
 from factory.settings import SettingsError, load_settings
 from factory.store import repo
@@ -47,10 +48,13 @@ def command(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # Log records are scrubbed of every secret the command comes to hold.
+        install_log_redaction()
         try:
             return fn(*args, **kwargs)
         except EXPECTED as exc:
-            err.print(f"[red]error:[/red] {shown(one_line(exc))}", highlight=False, soft_wrap=True)
+            line = shown(redact(one_line(exc)))
+            err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

@@ -25,6 +25,7 @@ from factory.command import kill_running_commands
 from factory.live import JsonFormatter, RequestRate, render
 from factory.metrics import render as render_metrics
 from factory.ops_http import ops_app
+from factory.redact import RedactingFilter, install_log_redaction
 from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
 from factory.terminal import SafeFormatter
 from factory.threads import configure_io, io_threads_for
@@ -270,6 +271,7 @@ def _serve_app(app: Starlette, host: str, port: int) -> Served:
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     )
+    install_log_redaction()  # uvicorn's own handlers, made by its Config just now
     # the worker owns SIGINT/SIGTERM; uvicorn would capture them and raise them again
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     return server, asyncio.create_task(server.serve())
@@ -281,6 +283,7 @@ def _configure_logging(log_format: LogFormat, quiet: bool) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # no secret reaches the log, in any form
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING if quiet else logging.INFO)

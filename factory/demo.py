@@ -113,6 +113,7 @@ async def _demo(console: Console, tmp: Path) -> int:
             with db.begin() as conn:
                 repo.ensure_board(conn, source, "notion", SystemClock().now(), title="Demo board")
             board = NotionBoard(client, db, source, me["id"])
+            await board.directory.load()  # who is a person, as opening a board does
             engine = Engine(
                 db, catalog.factories, EngineConfig(worker_id="demo-worker"), SystemClock()
             )

@@ -97,6 +97,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
+        # exc_text first: the redacting log filter leaves the scrubbed traceback there
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            doc["exception"] = record.exc_text
         return json.dumps(doc)

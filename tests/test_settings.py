@@ -138,3 +138,53 @@ def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) ->
         load_settings()
     assert "NFACTORY_LEASE_SECONDS" in str(raised.value)
     assert "NFACTORY_MAX_TRANSITIONS_PER_TICK" in str(raised.value)
+
+
+def test_notion_secrets_lose_surrounding_whitespace(
+    clean: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from integrations.notion.settings import load_notion_settings
+
+    # a secret written to .env from a file keeps the file's final newline
+    (clean / ".env").write_text('NOTION_TOKEN="ntn_fromfile123\\n"\n')
+    monkeypatch.delenv("NOTION_TOKEN", raising=False)
+    monkeypatch.setenv("NOTION_WEBHOOK_SECRET", "  whsec_abc \r\n")
+    s = load_notion_settings()
+    assert s.token() == "ntn_fromfile123"
+    assert s.notion_webhook_secret is not None
+    assert s.notion_webhook_secret.get_secret_value() == "whsec_abc"
+    monkeypatch.setenv("NOTION_TOKEN", " \n")
+    assert load_notion_settings().notion_token is None  # blank is unset, not a token
+
+
+@pytest.mark.parametrize("inner", ["Ä", "\x7f", "\n", " ", "\u2028"])
+def test_a_token_that_cannot_be_a_header_names_notion_token_and_hides_it(
+    monkeypatch: pytest.MonkeyPatch, inner: str
+) -> None:
+    from integrations.notion.settings import load_notion_settings
+
+    monkeypatch.setenv("NOTION_TOKEN", f"ntn_secretpart{inner}morepart")
+    with pytest.raises(SettingsError) as caught:
+        load_notion_settings()
+    message = str(caught.value)
+    assert message.startswith("NOTION_TOKEN: ") and "\n" not in message
+    assert "secretpart" not in message and "morepart" not in message
+
+
+def test_allowed_repliers_are_normalized_and_bad_entries_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from integrations.notion.settings import load_notion_settings
+
+    monkeypatch.setenv(
+        "NFACTORY_ALLOWED_REPLIERS",
+        " Boss@Example.COM ,0123456789ABCDEF0123456789abcdef,, "
+        "01234567-89ab-cdef-0123-456789abcdef",
+    )
+    assert load_notion_settings().nfactory_allowed_repliers == [
+        "boss@example.com",
+        "01234567-89ab-cdef-0123-456789abcdef",
+    ]
+    monkeypatch.setenv("NFACTORY_ALLOWED_REPLIERS", "boss@example.com,boss")
+    with pytest.raises(SettingsError, match=r"^NFACTORY_ALLOWED_REPLIERS: 'boss' is neither"):
+        load_notion_settings()

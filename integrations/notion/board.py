@@ -15,8 +15,9 @@ from factory.threads import run_io
 from integrations.notion.client import NotionClient
 from integrations.notion.deliver import NotionDeliverer
 from integrations.notion.errors import NotionError
-from integrations.notion.feedback import new_replies
+from integrations.notion.feedback import answering, author_of, new_replies
 from integrations.notion.intake import IntakeReport, poll
+from integrations.notion.repliers import ANYONE, Repliers, UserDirectory
 
 
 @dataclass(frozen=True)
@@ -50,19 +51,6 @@ async def resolve_board(client: NotionClient, board_id: str) -> BoardRef:
     return BoardRef(parent.get("database_id"), source["id"], title)
 
 
-async def resolve_repliers(client: NotionClient, allowed: Iterable[str]) -> frozenset[str]:
-    """NFACTORY_ALLOWED_REPLIERS may hold user ids or emails; comments carry ids only."""
-    wanted = {a.strip().lower() for a in allowed if a.strip()}
-    if not any("@" in w for w in wanted):
-        return frozenset(wanted)
-    ids = {w for w in wanted if "@" not in w}
-    async for user in client.paginate("GET", "users"):
-        email = ((user.get("person") or {}).get("email") or "").lower()
-        if email in wanted:
-            ids.add(user["id"])
-    return frozenset(ids)
-
-
 class NotionBoard:
     def __init__(
         self,
@@ -70,13 +58,16 @@ class NotionBoard:
         db: Engine,
         data_source_id: str,
         bot_id: str,
-        allowed_repliers: frozenset[str] = frozenset(),
+        repliers: Repliers | None = None,
+        directory: UserDirectory | None = None,
     ) -> None:
         self.id = data_source_id
         self.client = client
         self.db = db
         self.bot_id = bot_id
-        self.allowed = allowed_repliers
+        self.repliers = repliers or ANYONE
+        # Who is a person: filled at open, then one lookup per author not seen yet.
+        self.directory = directory or UserDirectory(client)
         self.deliverer = NotionDeliverer(client, db, bot_id)
         # a request Notion answered late may still be applied: wait twice its timeout
         self.doubt_grace = 2 * client.timeout
@@ -94,12 +85,20 @@ class NotionBoard:
         if task.external_id is None or question is None:
             return []  # the question has not reached the card yet: nobody can answer it
         comments = await self.client.list_comments_all(task.external_id)
+        question_id = question or None
+        candidates = answering(
+            comments, bot_id=self.bot_id, question_id=question_id, consumed=consumed
+        )
+        # Only authors the allow-list admits are worth asking Notion about.
+        authors = {a for a in map(author_of, candidates) if self.repliers.admits_id(a)}
+        people = {a for a in authors if await self.directory.kind(a) == "person"}
         return new_replies(
             comments,
             bot_id=self.bot_id,
-            question_id=question or None,
+            question_id=question_id,
             consumed=consumed,
-            allowed=self.allowed,
+            people=people,
+            repliers=self.repliers,
         )
 
     def _feedback_state(self, task_id: str) -> tuple[repo.TaskRow, str | None, set[str]]:

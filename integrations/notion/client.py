@@ -30,9 +30,12 @@ from notion_client.errors import (
     validate_request_path,
 )
 
+from factory.redact import register as redact_register
+from factory.settings import SettingsError
 from integrations.notion.errors import NotionError, redact
 from integrations.notion.ratelimit import TokenBucket, shared_bucket
 from integrations.notion.retry import RATE_STATUSES, parse_retry_after, retry_delay
+from integrations.notion.settings import header_problem
 
 log = logging.getLogger("nfactory.notion")
 # notion-client adds a stdout handler to its package logger for every client it
@@ -116,6 +119,13 @@ class NotionClient:
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        # Before anything can quote it: every later message is scrubbed of the token.
+        redact_register(token)
+        problem = header_problem(token)
+        if problem is not None:
+            # httpx would fail on the first request with the header (token included) in
+            # its message, or with an encoding error that names nothing.
+            raise SettingsError(f"NOTION_TOKEN: {problem}")
         self.base_url = base_url.rstrip("/")
         self._sdk = notion_client.AsyncClient(
             auth=token,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from factory import redact as _redact
+
 _NOT_SHARED = (
     "the page/database does not exist or is not shared with the integration: open it in "
     "Notion, ••• → Connections → add the integration"
@@ -60,10 +62,11 @@ def hint_for(status: int | None, code: str, message: str) -> str:
 
 
 def redact(text: str, secret: str | None) -> str:
-    """`text` without `secret`; a last guard for messages built from server answers."""
-    if not secret or secret not in text:
-        return text
-    return text.replace(secret, "[redacted]")
+    """`text` without `secret` in any form (raw, repr, bytes repr, escaped, URL-encoded),
+    nor any other secret this process registered."""
+    if secret:
+        text = _redact.Redactor([secret])(text)
+    return _redact.redact(text)
 
 
 class NotionError(Exception):
@@ -86,8 +89,9 @@ class NotionError(Exception):
     ) -> None:
         self.status = status
         self.code = code
-        self.message = message
-        self.hint = hint or hint_for(status, code, message)
+        # Every Notion failure ends up printed, logged or stored: none may carry a secret.
+        self.message = message = _redact.redact(message)
+        self.hint = _redact.redact(hint) or hint_for(status, code, message)
         self.request_id = request_id
         self.maybe_applied = maybe_applied
         super().__init__(str(self))

@@ -5,9 +5,27 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from factory import redact
 from factory.settings import SettingsError
+from integrations.notion.repliers import normalize_entry
+
+
+def header_problem(token: str) -> str | None:
+    """Why `token` cannot be sent as `Authorization: Bearer <token>`, never quoting it."""
+    if not token.isascii():
+        return (
+            "contains non-ASCII characters, which an HTTP header cannot carry; "
+            "copy the integration's secret again"
+        )
+    if any(not ch.isprintable() or ch.isspace() for ch in token):
+        return (
+            "contains a space, line break or control character inside it, which a bearer "
+            "token cannot have; copy the integration's secret again"
+        )
+    return None
 
 
 class NotionSettings(BaseSettings):
@@ -28,7 +46,36 @@ class NotionSettings(BaseSettings):
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
-            return [p.strip() for p in value.split(",") if p.strip()]
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            entries = [str(p) for p in value if str(p).strip()]
+            try:
+                # ids with or without dashes, emails in any case: one spelling each
+                return list(dict.fromkeys(normalize_entry(p) for p in entries))
+            except ValueError as exc:
+                raise PydanticCustomError("allowed_replier", str(exc)) from None
+        return value
+
+    @field_validator("notion_token", "notion_webhook_secret", mode="before")
+    @classmethod
+    def _strip_secret(cls, value: object) -> object:
+        """A secret read from a file ends in a newline; its edges are never part of it."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str):
+            return value
+        # Registered before any check can fail, so no message can ever show it.
+        redact.register(raw)
+        stripped = raw.strip()
+        redact.register(stripped)
+        return stripped or None
+
+    @field_validator("notion_token")
+    @classmethod
+    def _token_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            problem = header_problem(value.get_secret_value())
+            if problem is not None:
+                raise PydanticCustomError("token_shape", problem)
         return value
 
     @field_validator("notion_base_url")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from integrations.notion import schema
 from integrations.notion.board import BoardRef, resolve_board
 from integrations.notion.client import NotionClient
 from integrations.notion.errors import NotionError
+from integrations.notion.repliers import USERS_UNREADABLE, UserDirectory, replier_warnings
 
 DEFAULT_TITLE = "notion-factory board"
 
@@ -63,7 +64,10 @@ class Check:
 
 
 async def notion_checks(
-    client: NotionClient, board_id: str | None, factory_ids: Iterable[str]
+    client: NotionClient,
+    board_id: str | None,
+    factory_ids: Iterable[str],
+    allowed_repliers: Sequence[str] = (),
 ) -> list[Check]:
     checks: list[Check] = []
     try:
@@ -71,6 +75,7 @@ async def notion_checks(
         checks.append(Check("token", True, f"integration {me.get('name') or me['id']}"))
     except NotionError as exc:
         return [Check("token", False, exc.hint or str(exc))]
+    checks += await repliers_checks(client, allowed_repliers)
     if not board_id:
         checks.append(
             Check(
@@ -93,6 +98,29 @@ async def notion_checks(
         Check("schema", not problems, "; ".join(str(p) for p in problems) or "all properties right")
     )
     checks.append(await _comments_check(client, board.data_source_id))
+    return checks
+
+
+async def repliers_checks(client: NotionClient, allowed: Sequence[str]) -> list[Check]:
+    """Who can answer questions: one FIX line per allow-list entry that names no person."""
+    directory = UserDirectory(client)
+    await directory.load()
+    checks = [] if directory.readable else [Check("repliers", False, USERS_UNREADABLE)]
+    if not allowed:
+        if directory.readable:
+            checks.append(Check("repliers", True, "any person in the workspace may answer"))
+        return checks
+    repliers = await directory.resolve(allowed)
+    checks += [Check("repliers", False, line) for line in replier_warnings(repliers)]
+    if not checks:
+        count = len(repliers.ids)
+        checks.append(
+            Check(
+                "repliers",
+                True,
+                f"{count} allowed {'person' if count == 1 else 'people'} can answer",
+            )
+        )
     return checks
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -10,9 +11,12 @@ from sqlalchemy import Engine
 
 from factory.store import repo
 from factory.threads import run_io
-from integrations.notion.board import NotionBoard, resolve_board, resolve_repliers
+from integrations.notion.board import NotionBoard, resolve_board
 from integrations.notion.client import NotionClient
+from integrations.notion.repliers import USERS_UNREADABLE, UserDirectory, replier_warnings
 from integrations.notion.settings import NotionSettings
+
+log = logging.getLogger("nfactory.notion")
 
 
 def make_client(settings: NotionSettings) -> NotionClient:
@@ -28,13 +32,20 @@ def make_client(settings: NotionSettings) -> NotionClient:
 async def open_notion_board(
     settings: NotionSettings, db: Engine, now: datetime
 ) -> AsyncIterator[NotionBoard]:
-    """The configured board, ready to poll and deliver (three requests to open)."""
+    """The configured board, ready to poll and deliver (four requests to open: the board,
+    the bot, the workspace's users; plus one per allow-listed id not among those users)."""
     if not settings.notion_board_id:
         raise ValueError("NOTION_BOARD_ID is not set: run `nfactory board setup` first")
     async with make_client(settings) as client:
         ref = await resolve_board(client, settings.notion_board_id)
         me = await client.me()
-        allowed = await resolve_repliers(client, settings.nfactory_allowed_repliers)
+        directory = UserDirectory(client)
+        await directory.load()
+        if not directory.readable:
+            log.warning("%s", USERS_UNREADABLE)
+        repliers = await directory.resolve(settings.nfactory_allowed_repliers)
+        for line in replier_warnings(repliers):
+            log.warning("%s", line)
 
         def register() -> None:
             with db.begin() as conn:
@@ -48,4 +59,4 @@ async def open_notion_board(
                 )
 
         await run_io(register)
-        yield NotionBoard(client, db, ref.data_source_id, me["id"], allowed)
+        yield NotionBoard(client, db, ref.data_source_id, me["id"], repliers, directory)

@@ -42,6 +42,8 @@ from .webhooks import Subscription, WebhookEmitter
 log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN = "secret_emulator_token"
+# The endpoints the "Read user information" capability guards.
+USER_READS = frozenset({"/v1/users", "/v1/users/{user_id}"})
 MAX_BODY_BYTES = 500 * 1024
 UNKNOWN_TEMPLATE = "/v1/{unknown}"
 # Path parameters that are not UUIDs.
@@ -184,6 +186,10 @@ def create_app(
                 raise errors.invalid_request_url()
             if isinstance(raw, errors.NotionError):
                 raise raw
+            if template in USER_READS and not gate.config.user_information:
+                raise errors.NotionError(
+                    403, "restricted_resource", "Insufficient permissions for this endpoint."
+                )
             ctx = Ctx(ws, _path_ids(raw_params), request.query_params, _parse_body(raw), ws.bot.id)
             result = route.handler(ctx)
         except errors.NotionError as exc:

@@ -104,10 +104,15 @@ async def stats(request: Request) -> JSONResponse:
 async def add_user(request: Request) -> JSONResponse:
     try:
         body = await _json(request)
-        name = body.get("name", "Person")
+        kind = body.get("type", "person")
+        if kind not in ("person", "bot"):
+            raise errors.body_invalid("body.type", "should be `person` or `bot`", kind)
+        name = body.get("name", "Person" if kind == "person" else "Other integration")
         if not isinstance(name, str):
             raise errors.body_invalid("body.name", "should be a string", name)
         ws = _ws(request)
+        if kind == "bot":
+            return JSONResponse(render.user(ws, ws.add_bot(name)))
         person = ws.add_person(name, body.get("email"), body.get("avatar_url"))
         return JSONResponse(render.user(ws, person))
     except errors.NotionError as exc:

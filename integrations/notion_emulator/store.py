@@ -150,6 +150,13 @@ class Workspace:
             self.users[person.id] = person
             return person
 
+    def add_bot(self, name: str) -> User:
+        """Another integration's bot in the workspace: it can comment, it is no person."""
+        with self.lock:
+            bot = User(id=new_id(), name=name, type="bot")
+            self.users[bot.id] = bot
+            return bot
+
     # -- parents --------------------------------------------------------------
 
     def resolve_parent(self, raw: Any, path: str = "body.parent") -> dict[str, Any]:

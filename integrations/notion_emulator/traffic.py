@@ -140,6 +140,9 @@ class EmulatorConfig(BaseModel):
     seed: int | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    # The integration's "Read user information" capability: without it Notion answers
+    # GET /v1/users and /v1/users/{id} with 403 (GET /v1/users/me still works).
+    user_information: bool = True
 
     @field_validator("fault_statuses")
     @classmethod

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from factory.board import PendingEffect
 from integrations.notion import schema
 from integrations.notion.deliver import already_there, render
 from integrations.notion.feedback import new_replies
+from integrations.notion.repliers import Repliers
 
-BOT, ANN, BOB = "bot-id", "ann-id", "bob-id"
+BOT, ANN, BOB, OTHER_BOT = "bot-id", "ann-id", "bob-id", "other-bot-id"
+PEOPLE = frozenset({ANN, BOB})
 
 
 def comment(cid: str, author: str, text: str) -> dict[str, Any]:
@@ -31,7 +36,7 @@ THREAD = [
 
 
 def test_replies_are_human_comments_after_the_question_in_order() -> None:
-    got = new_replies(THREAD, bot_id=BOT, question_id="q", consumed=set())
+    got = new_replies(THREAD, bot_id=BOT, question_id="q", consumed=set(), people=PEOPLE)
     assert [(r.comment_id, r.text, r.author) for r in got] == [
         ("c1", "Green", ANN),
         ("c3", "and white", BOB),
@@ -40,9 +45,17 @@ def test_replies_are_human_comments_after_the_question_in_order() -> None:
 
 def test_consumed_and_disallowed_replies_are_skipped() -> None:
     assert [
-        r.comment_id for r in new_replies(THREAD, bot_id=BOT, question_id="q", consumed={"c1"})
+        r.comment_id
+        for r in new_replies(THREAD, bot_id=BOT, question_id="q", consumed={"c1"}, people=PEOPLE)
     ] == ["c3"]
-    allowed = new_replies(THREAD, bot_id=BOT, question_id="q", consumed=set(), allowed={BOB})
+    allowed = new_replies(
+        THREAD,
+        bot_id=BOT,
+        question_id="q",
+        consumed=set(),
+        people=PEOPLE,
+        repliers=Repliers(True, frozenset({BOB})),
+    )
     assert [r.author for r in allowed] == [BOB]
 
 
@@ -53,9 +66,44 @@ def test_the_bots_own_comments_never_count() -> None:
             bot_id=BOT,
             question_id="q",
             consumed=set(),
+            people=PEOPLE,
         )
         == []
     )
+
+
+def test_only_people_answer_another_integrations_bot_does_not() -> None:
+    thread = [comment("q", BOT, "?"), comment("o", OTHER_BOT, "approve"), comment("a", ANN, "ok")]
+    got = new_replies(thread, bot_id=BOT, question_id="q", consumed=set(), people=PEOPLE)
+    assert [r.author for r in got] == [ANN]
+    # allow-listing a bot does not make it a person
+    listed = Repliers(True, frozenset({OTHER_BOT, ANN}))
+    got = new_replies(
+        thread, bot_id=BOT, question_id="q", consumed=set(), people=PEOPLE, repliers=listed
+    )
+    assert [r.author for r in got] == [ANN]
+    # Notion marks an integration's comment as such even if the directory were wrong
+    marked = {**comment("m", ANN, "approve"), "display_name": {"type": "integration"}}
+    assert new_replies([marked], bot_id=BOT, question_id=None, consumed=set(), people=PEOPLE) == []
+
+
+@given(
+    configured=st.booleans(),
+    ids=st.frozensets(st.sampled_from([ANN, BOB, OTHER_BOT])),
+    author=st.sampled_from([ANN, BOB, OTHER_BOT, "unknown-id"]),
+    is_person=st.booleans(),
+)
+def test_may_answer_admits_only_people_and_an_empty_list_admits_nobody(
+    configured: bool, ids: frozenset[str], author: str, is_person: bool
+) -> None:
+    repliers = Repliers(configured, ids)
+    admitted = repliers.may_answer(author, is_person)
+    if not is_person:
+        assert not admitted
+    elif not configured:
+        assert admitted
+    else:
+        assert admitted == (author in ids)  # configured and empty: nobody
 
 
 def test_schema_problems_name_the_fix_and_repair_keeps_existing_options() -> None:

@@ -71,6 +71,7 @@ class World:
         with self.db.begin() as conn:
             repo.ensure_board(conn, made.board.data_source_id, "notion", SystemClock().now())
         self.board = NotionBoard(self.client, self.db, made.board.data_source_id, me["id"])
+        await self.board.directory.load()  # as opening the board does: who is a person
         self.bot_id = me["id"]
         return self
 

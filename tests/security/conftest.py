@@ -1,159 +1,135 @@
-"""The webhook receiver served by a real uvicorn on a free port, and a raw HTTP client that
-can stream a body the way an attacker would (chunk by chunk, or announce more than it sends)."""
+"""The real `nfactory` process against the emulator, whose token is a canary.
+
+The token is random per session: every test can look for it, in any form, in
+everything the CLI printed or wrote.
+"""
 
 from __future__ import annotations
 
-import select
-import socket
-import threading
-from collections.abc import Callable, Iterable, Iterator
+import os
+import re
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h11
+import httpx
 import pytest
-import uvicorn
 
-from factory.metrics import render as render_metrics
-from factory.scheduler import WorkerStats
-from integrations.notion.webhooks import WebhookReceiver
-from integrations.notion_emulator.server import free_port
-from tests.worker.conftest import _worker_emulator, emulator  # noqa: F401 - fixtures
-from tests.worker.harness import Db, wait_for
+from integrations.notion_emulator import render
+from integrations.notion_emulator.server import EmulatorServer
 
-SECRET = "secret_security_tests_0123456789"
-BOT = "bot-0000"
+NFACTORY = Path(sys.executable).with_name("nfactory")
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+
+# Two 20-hex halves: every escaping (repr, bytes, JSON, URL) leaves hex as it is, so a
+# half found anywhere means the token leaked in some form, whole or split by a bad byte.
+HEAD, TAIL = secrets.token_hex(10), secrets.token_hex(10)
+CANARY = f"ntn_{HEAD}{TAIL}"
 
 
-@dataclass
-class Served:
-    """A WebhookReceiver on 127.0.0.1:`port`, over a real SQLite database."""
+def canary_leaks(data: str | bytes) -> list[str]:
+    """The parts of the canary found in `data` (empty when none leaked)."""
+    text = data.decode("latin-1") if isinstance(data, bytes) else data
+    return [part for part in (HEAD, TAIL) if part in text or part.upper() in text]
 
-    receiver: WebhookReceiver
-    port: int
-    woke: list[str] = field(default_factory=list)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def token_file(self) -> Path:
-        return self.receiver.token_file
+@pytest.fixture(scope="session")
+def _canary_emulator() -> Iterator[EmulatorServer]:
+    with EmulatorServer(CANARY) as server:
+        yield server
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Db]:
-    found = Db(f"sqlite:///{tmp_path / 'nfactory.db'}")
-    yield found
-    found.dispose()
-
-
-@pytest.fixture
-def serve(db: Db, tmp_path: Path) -> Iterator[Callable[..., Served]]:
-    """serve(secret=..., **options): a receiver on its own port, stopped after the test."""
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(secret: str | None = SECRET, **options: Any) -> Served:
-        woke: list[str] = []
-        receiver = WebhookReceiver(
-            db.engine,
-            secret,
-            BOT,
-            woke.append,
-            lambda: {"worker": "ok", "database": "ok"},
-            lambda: render_metrics(WorkerStats(), db.engine),
-            tmp_path / ".nfactory" / "webhook-verification-token",
-            **options,
-        )
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                receiver.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-            )
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        wait_for(lambda: server.started, 20, "the receiver to listen")
-        return Served(receiver, port, woke)
-
-    yield start
-    for server, _ in servers:
-        server.should_exit = True
-    for _, thread in servers:
-        thread.join(20)
+def emulator(_canary_emulator: EmulatorServer) -> EmulatorServer:
+    httpx.post(f"{_canary_emulator.base_url}/_emulator/reset").raise_for_status()
+    return _canary_emulator
 
 
 @dataclass
-class Answer:
-    status: int
-    body: bytes
-    sent: int  # body bytes the client got out before the answer came
+class Cli:
+    """`nfactory` in its own folder and database, on the emulator."""
+
+    emulator: EmulatorServer
+    folder: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.control = httpx.Client(base_url=self.emulator.base_url, timeout=30)
+        self.env = {
+            "NOTION_TOKEN": CANARY,
+            "NOTION_BASE_URL": self.emulator.base_url,
+            "NFACTORY_DATABASE_URL": f"sqlite:///{self.folder / 'db.sqlite'}",
+            "NFACTORY_WORKFLOWS": str(WORKFLOWS),
+            **self.env,
+        }
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("NFACTORY_", "NOTION_"))}
+        return {**base, "COLUMNS": "200", **self.env, **extra}
+
+    def __call__(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(NFACTORY), *args],
+            cwd=self.folder,
+            env=self.environ(**extra),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def ok(self, *args: str, **extra: str) -> str:
+        done = self(*args, **extra)
+        assert done.returncode == 0, f"exit {done.returncode}: {done.stderr}{done.stdout}"
+        return done.stdout
+
+    def setup_board(self, **extra: str) -> str:
+        root = self.control.get("/_emulator/root").json()["page_id"]
+        out = self.ok("board", "setup", "--parent-page", root, "--title", "Work", **extra)
+        found = re.search(r"NOTION_BOARD_ID=([0-9a-f-]{36})", out)
+        assert found is not None, out
+        self.env["NOTION_BOARD_ID"] = found.group(1)
+        return found.group(1)
+
+    def add_card(self, factory: str, title: str) -> str:
+        return self.ok("task", "create", "--factory", factory, "--title", title).strip()
+
+    def column(self, page_id: str) -> str:
+        ws = self.emulator.workspace
+        with ws.lock:
+            props = render.page(ws, ws.page(page_id))["properties"]
+        return str(props["State"]["select"]["name"])
+
+    def add_user(self, **body: Any) -> dict[str, Any]:
+        made = self.control.post("/_emulator/users", json=body)
+        made.raise_for_status()
+        return dict(made.json())
+
+    def comment(self, page_id: str, text: str, user_id: str | None = None) -> None:
+        body: dict[str, Any] = {"page_id": page_id, "text": text}
+        if user_id is not None:
+            body["user_id"] = user_id
+        self.control.post("/_emulator/comments", json=body).raise_for_status()
+
+    def configure(self, **config: Any) -> None:
+        self.control.put("/_emulator/config", json=config).raise_for_status()
+
+    def requests(self) -> dict[str, int]:
+        return dict(self.control.get("/_emulator/stats").json()["requests"])
+
+    def person_id(self) -> str:
+        return str(self.control.get("/_emulator/root").json()["person_id"])
+
+    def written_files(self) -> dict[Path, bytes]:
+        """Everything the CLI left in its folder: the database (and its journal), logs."""
+        return {p: p.read_bytes() for p in self.folder.rglob("*") if p.is_file()}
 
 
-def raw_post(
-    port: int,
-    headers: dict[str, str],
-    chunks: Iterable[bytes],
-    *,
-    chunked: bool = False,
-    end: bool = True,
-    within: float = 30,
-) -> Answer:
-    """POST /webhooks/notion, sending `chunks` only while no answer has arrived.
-
-    The server may answer before the body is complete (a 413 should); the client then
-    stops sending, as a browser or proxy would, and reads the answer. `end=False`
-    leaves the body unfinished, as a client announcing more than it sends would.
-    """
-    conn = h11.Connection(h11.CLIENT)
-    sock = socket.create_connection(("127.0.0.1", port), timeout=within)
-    try:
-        head = [("Host", f"127.0.0.1:{port}"), *headers.items()]
-        if chunked:
-            head.append(("Transfer-Encoding", "chunked"))
-        pending = conn.send(h11.Request(method="POST", target="/webhooks/notion", headers=head))
-        queue = iter(chunks)
-        sent, finished = 0, False
-        while True:
-            writing = bool(pending) or not finished
-            readable, writable, _ = select.select([sock], [sock] if writing else [], [], within)
-            if readable:
-                break  # the answer (or a close) is here: stop sending
-            if not writable:
-                raise AssertionError(f"no answer within {within:g}s ({sent} body bytes sent)")
-            if not pending:
-                chunk = next(queue, None)
-                if chunk is None:
-                    pending = (conn.send(h11.EndOfMessage()) if end else None) or b""
-                    finished = True
-                else:
-                    pending = conn.send(h11.Data(data=chunk)) or b""
-                    sent += len(chunk)
-            try:
-                pending = pending[sock.send(pending) :]
-            except (BrokenPipeError, ConnectionResetError):
-                break
-        return _read_answer(conn, sock, sent)
-    finally:
-        sock.close()
-
-
-def _read_answer(conn: h11.Connection, sock: socket.socket, sent: int) -> Answer:
-    status: int | None = None
-    body = bytearray()
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            conn.receive_data(sock.recv(65536))
-            continue
-        if isinstance(event, h11.Response):
-            status = event.status_code
-        elif isinstance(event, h11.Data):
-            body += event.data
-        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-            break
-    assert status is not None, "the connection closed without an answer"
-    return Answer(status, bytes(body), sent)
+@pytest.fixture
+def cli(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Cli]:
+    made = Cli(emulator, tmp_path)
+    yield made
+    made.control.close()

@@ -13,7 +13,7 @@ import httpx
 
 from integrations.notion_emulator.server import EmulatorServer, free_port
 from integrations.notion_emulator.webhooks import sign
-from tests.security.conftest import SECRET
+from tests.security.webhook_port.conftest import SECRET
 from tests.worker.harness import Db, Stage, Worker, cli, wait_for
 
 

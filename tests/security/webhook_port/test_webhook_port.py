@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from integrations.notion_emulator.webhooks import sign
-from tests.security.conftest import SECRET, Served, raw_post
+from tests.security.webhook_port.conftest import SECRET, Served, raw_post
 
 MiB = 1 << 20
 UNSET_WARNING = "NOTION_WEBHOOK_SECRET is not set"
