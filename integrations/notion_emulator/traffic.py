@@ -257,6 +257,7 @@ class TrafficGate:
         self._outage_rejections = 0
         self._delayed = 0
         self._held = [0] * len(self._initial.holds)  # matches held so far, per hold rule
+        self._holding = 0  # requests being held right now (their writes are still to land)
 
     @property
     def config(self) -> EmulatorConfig:
@@ -306,7 +307,13 @@ class TrafficGate:
         if status is not None:
             return faults.error_response(status, retry_after=retry_after)
         if hold > 0:
-            await self._sleep(hold)
+            with self._lock:
+                self._holding += 1
+            try:
+                await self._sleep(hold)
+            finally:
+                with self._lock:
+                    self._holding -= 1
         return None
 
     def _rule_hold(self, config: EmulatorConfig, method: str, template: str, target: str) -> float:
@@ -352,6 +359,7 @@ class TrafficGate:
                 "faults_total": sum(self._faults.values()),
                 "outage_rejections": self._outage_rejections,
                 "delayed": self._delayed,
+                "holding": self._holding,
                 "seed": self._seed,
             }
 

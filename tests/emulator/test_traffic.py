@@ -479,6 +479,16 @@ async def test_hold_rules_hold_exactly_the_matching_requests_then_let_them_throu
     assert gate.stats()["delayed"] == 2
 
 
+async def test_stats_show_how_many_requests_are_being_held_right_now() -> None:
+    gate = TrafficGate(EmulatorConfig(rate_limit=None))
+    gate.configure({"holds": [{"path": PAGE, "seconds": 0.3, "times": 2}]})
+    held = [asyncio.create_task(gate.admit("GET", PAGE)) for _ in range(2)]
+    await asyncio.sleep(0.1)
+    assert gate.stats()["holding"] == 2
+    assert await asyncio.gather(*held) == [None, None]
+    assert gate.stats()["holding"] == 0
+
+
 async def test_configuring_holds_restarts_their_counts_and_times_null_holds_all() -> None:
     gate, _, sleep = make_gate(EmulatorConfig(rate_limit=None))
     gate.configure({"holds": [{"path": PAGE, "seconds": 1}]})
