@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, select
 
-from factory.board import Delivery, PendingEffect, Reply
+from factory.board import Delivery, PendingEffect, Reply, Sending
 from factory.store import repo
 from factory.store.tables import outbox
 from integrations.notion.client import NotionClient
@@ -17,6 +17,7 @@ from integrations.notion.deliver import NotionDeliverer
 from integrations.notion.errors import NotionError
 from integrations.notion.feedback import new_replies
 from integrations.notion.intake import IntakeReport, poll
+from integrations.notion.retry import doubt_grace
 
 
 @dataclass(frozen=True)
@@ -78,14 +79,21 @@ class NotionBoard:
         self.bot_id = bot_id
         self.allowed = allowed_repliers
         self.deliverer = NotionDeliverer(client, db, bot_id)
-        # a request Notion answered late may still be applied: wait twice its timeout
-        self.doubt_grace = 2 * client.timeout
+        # a write the client gave up on may still be applied: outlast any request it lets run
+        self.doubt_grace = doubt_grace(
+            timeout=client.timeout,
+            max_attempts=client.max_attempts,
+            backoff_base=client.backoff_base,
+            backoff_cap=client.backoff_cap,
+        )
 
     async def poll(self, factories: Iterable[str], now: datetime) -> IntakeReport:
         return await poll(self.client, self.db, self.id, factories, now)
 
-    async def deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
-        return await self.deliverer.deliver(effects)
+    async def deliver(
+        self, effects: Sequence[PendingEffect], sending: Sending | None = None
+    ) -> list[Delivery]:
+        return await self.deliverer.deliver(effects, sending)
 
     async def replies(self, task_id: str) -> list[Reply]:
         task, question, consumed = await asyncio.to_thread(self._feedback_state, task_id)
