@@ -142,3 +142,4 @@ def repair(properties: Mapping[str, Any], factory_ids: Iterable[str]) -> dict[st
                 kept = [{k: o[k] for k in ("id", "name", "color") if k in o} for o in have]
                 patch[name] = {"select": {"options": kept + extra}}
     return patch or None
+

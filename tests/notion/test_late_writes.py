@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from factory.outbox import backlog
+from factory.outbox import backlog, drain
+from factory.store.tables import outbox
 from integrations.notion.cards import new_card_properties
 from integrations.notion.feedback import comment_text
 from integrations.notion.schema import STATE
@@ -134,3 +137,71 @@ async def test_writes_held_past_the_client_timeout_land_exactly_once(
         assert world.board.doubt_grace > max(r["seconds"] for r in rules)
     finally:
         await world.close()
+
+
+async def test_a_held_request_on_one_card_does_not_hold_up_the_others(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """Card A's log append is held past the client's timeout. Card B, queued with it, and
+    card C, whose effects appear only while A's request is out, are both on their pages
+    before A's request has even given up."""
+    world = await World(
+        emulator, str(tmp_path / "db.sqlite"), ALL, timeout=10.0, max_attempts=2
+    ).open()
+    try:
+        assert world.board is not None
+        a, b, c = (world.add_card(f"Card {n}", "five") for n in "ABC")
+        world.configure(
+            holds=[
+                {
+                    "method": "PATCH",
+                    "path": "/v1/pages/{page_id}/markdown",
+                    "contains": a,
+                    "seconds": 12,
+                }
+            ]
+        )
+        await world.board.poll(world.engine.factories, world.engine.clock.now())
+        for page in (a, b):  # A first: its effects are the oldest in the outbox
+            await world.engine.tick(world.task(page).id)
+        delivery = asyncio.create_task(
+            drain(world.db, world.board, world.engine.clock.now())
+        )
+        # A's append has reached Notion and is held
+        await until(lambda: world.stats()["holding"] > 0 or delivery.done())
+        assert not delivery.done(), delivery
+        await world.engine.tick(world.task(c).id)  # C's effects appear while A is stuck
+
+        def on_page(page: str) -> bool:
+            return world.comments(page) == [("bot", DONE)] and "s5 finished" in world.markdown(page)
+
+        await until(lambda: (on_page(b) and on_page(c)) or delivery.done())
+        # A's request is still out: not given up on, nothing recorded for its card yet
+        a_rows = outbox_rows(world, a)
+        assert on_page(b) and on_page(c), (world.comments(b), world.comments(c))
+        assert not delivery.done() and all(r.attempts == 0 for r in a_rows), a_rows
+
+        report = await delivery
+        assert report.failed > 0  # A's append timed out: in doubt, checked after the grace
+        assert {r.status for r in outbox_rows(world, a) if r.kind == "log"} == {"sending"}
+        await until(lambda: world.stats()["holding"] == 0)  # A's append has landed
+    finally:
+        await world.close()
+
+
+async def until(done: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, f"still waiting after {seconds}s"
+        await asyncio.sleep(0.05)
+
+
+def outbox_rows(world: World, page: str) -> list[Any]:
+    with world.db.connect() as conn:
+        return list(
+            conn.execute(
+                select(outbox.c.kind, outbox.c.status, outbox.c.attempts).where(
+                    outbox.c.task_id == world.task(page).id
+                )
+            )
+        )
