@@ -164,9 +164,7 @@ async def test_a_held_request_on_one_card_does_not_hold_up_the_others(
         await world.board.poll(world.engine.factories, world.engine.clock.now())
         for page in (a, b):  # A first: its effects are the oldest in the outbox
             await world.engine.tick(world.task(page).id)
-        delivery = asyncio.create_task(
-            drain(world.db, world.board, world.engine.clock.now())
-        )
+        delivery = asyncio.create_task(drain(world.db, world.board, world.engine.clock.now()))
         # A's append has reached Notion and is held
         await until(lambda: world.stats()["holding"] > 0 or delivery.done())
         assert not delivery.done(), delivery
