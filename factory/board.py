@@ -7,7 +7,7 @@ database; the Notion board (integrations/notion) implements the same protocol.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -53,6 +53,11 @@ class Delivery:
     in_doubt: bool = False  # it may have been applied: check the board before re-sending
 
 
+# Awaited by a board just before it sends a write carrying these effects (by outbox id):
+# stamps their send time, from which a write in doubt gets its grace.
+Sending = Callable[[Sequence[int]], Awaitable[None]]
+
+
 class Board(Protocol):
     id: str
     # seconds to wait before re-checking an effect whose delivery may have landed late
@@ -68,8 +73,10 @@ class Board(Protocol):
         """
         ...
 
-    async def deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
-        """Apply effects for one card, in order."""
+    async def deliver(
+        self, effects: Sequence[PendingEffect], sending: Sending | None = None
+    ) -> list[Delivery]:
+        """Apply effects for one card, in order; await `sending(ids)` as each write goes out."""
         ...
 
     async def replies(self, task_id: str) -> list[Reply]:

@@ -77,7 +77,7 @@ async def run_cycle(engine: Engine, board: Board) -> CycleReport:
         report.errors.append(f"feedback: {exc}")
     report.ticks += await run_due(engine, board.id)
     try:
-        report.delivery = await drain(engine.db, board, engine.clock.now())
+        report.delivery = await drain(engine.db, board, engine.clock.now(), clock=engine.clock.now)
     except Exception as exc:
         report.errors.append(f"delivery: {exc}")
     return report
@@ -117,5 +117,5 @@ async def run_task(engine: Engine, board: Board, task_id: str) -> CycleReport:
                 await engine.clock.sleep(max(wait, 0.0))
             continue
         break
-    report.delivery = await drain(engine.db, board, engine.clock.now())
+    report.delivery = await drain(engine.db, board, engine.clock.now(), clock=engine.clock.now)
     return report

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, insert, select
 
-from factory.board import Delivery, PendingEffect, Reply
+from factory.board import Delivery, PendingEffect, Reply, Sending
 from factory.clock import Clock
 from factory.store.repo import LOCAL_BOARD, consumed_comment_ids, get_task
 from factory.store.tables import local_comments, outbox
@@ -34,7 +34,10 @@ class LocalBoard:
     ) -> None:
         return None  # local cards are created in the database directly
 
-    async def deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
+    async def deliver(
+        self, effects: Sequence[PendingEffect], sending: Sending | None = None
+    ) -> list[Delivery]:
+        # one transaction with the check of each effect's key: nothing is ever in doubt here
         return await run_io(self._deliver, effects)
 
     def _deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:

@@ -253,7 +253,9 @@ class Worker:
 
     async def deliver(self) -> DrainReport:
         try:
-            report = await drain(self.engine.db, self.board, self.engine.clock.now())
+            report = await drain(
+                self.engine.db, self.board, self.engine.clock.now(), clock=self.engine.clock.now
+            )
         except Exception as exc:
             self._failed("deliver", exc)
             return DrainReport()

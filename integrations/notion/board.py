@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, select
 
-from factory.board import Delivery, PendingEffect, Reply
+from factory.board import Delivery, PendingEffect, Reply, Sending
 from factory.store import repo
 from factory.store.tables import outbox
 from factory.threads import run_io
@@ -18,6 +18,7 @@ from integrations.notion.errors import NotionError
 from integrations.notion.feedback import answering, author_of, new_replies
 from integrations.notion.intake import IntakeReport, poll
 from integrations.notion.repliers import ANYONE, Repliers, UserDirectory
+from integrations.notion.retry import doubt_grace
 
 
 @dataclass(frozen=True)
@@ -69,16 +70,23 @@ class NotionBoard:
         # Who is a person: filled at open, then one lookup per author not seen yet.
         self.directory = directory or UserDirectory(client)
         self.deliverer = NotionDeliverer(client, db, bot_id)
-        # a request Notion answered late may still be applied: wait twice its timeout
-        self.doubt_grace = 2 * client.timeout
+        # a write the client gave up on may still be applied: outlast any request it lets run
+        self.doubt_grace = doubt_grace(
+            timeout=client.timeout,
+            max_attempts=client.max_attempts,
+            backoff_base=client.backoff_base,
+            backoff_cap=client.backoff_cap,
+        )
 
     async def poll(
         self, factories: Iterable[str], now: datetime, unloaded: Mapping[str, str] | None = None
     ) -> IntakeReport:
         return await poll(self.client, self.db, self.id, factories, now, unloaded)
 
-    async def deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
-        return await self.deliverer.deliver(effects)
+    async def deliver(
+        self, effects: Sequence[PendingEffect], sending: Sending | None = None
+    ) -> list[Delivery]:
+        return await self.deliverer.deliver(effects, sending)
 
     async def replies(self, task_id: str) -> list[Reply]:
         task, question, consumed = await run_io(self._feedback_state, task_id)

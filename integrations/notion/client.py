@@ -49,6 +49,8 @@ _UUIDISH = re.compile(
 )
 
 Json = dict[str, Any]
+# Awaited as a request's attempt is sent: lets a caller record the real send time.
+OnSend = Callable[[], Awaitable[None]]
 
 
 def normalise_path(path: str) -> str:
@@ -178,12 +180,15 @@ class NotionClient:
         body: Json | None = None,
         query: Json | None = None,
         idempotent: bool = True,
+        on_send: OnSend | None = None,
     ) -> Json:
         """One API call, retried as the retry policy allows; raises NotionError.
 
         Pass idempotent=False for writes that would duplicate if applied twice
         (comments, appends): those are not retried once they may have landed,
         and the error says so (`maybe_applied`) so the caller can check first.
+        `on_send` is awaited as each attempt really goes out (after the wait for
+        the rate limit), so a caller can stamp the write's own send time.
         """
         method = method.upper()
         path = normalise_path(path)
@@ -199,6 +204,8 @@ class NotionClient:
         attempt = 0
         while True:
             await self.bucket.acquire()
+            if on_send is not None:
+                await on_send()
             self._count_sent(endpoint, objects)
             try:
                 result: Json = await self._sdk.request(path, method, query=query, body=body)
@@ -393,33 +400,43 @@ class NotionClient:
         page_id: str,
         properties: dict[str, Any] | None = None,
         in_trash: bool | None = None,
+        *,
+        on_send: OnSend | None = None,
     ) -> Json:
         body: Json = {}
         if properties is not None:
             body["properties"] = properties
         if in_trash is not None:
             body["in_trash"] = in_trash
-        return await self.request("PATCH", f"pages/{page_id}", body=body)
+        return await self.request("PATCH", f"pages/{page_id}", body=body, on_send=on_send)
 
     async def get_markdown(self, page_id: str) -> Json:
         return await self.request("GET", f"pages/{page_id}/markdown")
 
-    async def insert_markdown(self, page_id: str, content: str) -> Json:
+    async def insert_markdown(
+        self, page_id: str, content: str, *, on_send: OnSend | None = None
+    ) -> Json:
         return await self.request(
             "PATCH",
             f"pages/{page_id}/markdown",
             body={"type": "insert_content", "insert_content": {"content": content}},
             idempotent=False,
+            on_send=on_send,
         )
 
     async def append_blocks(
-        self, block_id: str, children: list[dict[str, Any]], after: str | None = None
+        self,
+        block_id: str,
+        children: list[dict[str, Any]],
+        after: str | None = None,
+        *,
+        on_send: OnSend | None = None,
     ) -> Json:
         body: Json = {"children": children}
         if after:
             body["after"] = after
         return await self.request(
-            "PATCH", f"blocks/{block_id}/children", body=body, idempotent=False
+            "PATCH", f"blocks/{block_id}/children", body=body, idempotent=False, on_send=on_send
         )
 
     async def list_children_all(self, block_id: str) -> list[Json]:
@@ -436,12 +453,15 @@ class NotionClient:
     async def list_comments_all(self, page_id: str) -> list[Json]:
         return await self._all("GET", "comments", query={"block_id": page_id})
 
-    async def create_comment(self, page_id: str, rich_text: list[dict[str, Any]]) -> Json:
+    async def create_comment(
+        self, page_id: str, rich_text: list[dict[str, Any]], *, on_send: OnSend | None = None
+    ) -> Json:
         return await self.request(
             "POST",
             "comments",
             body={"parent": {"page_id": page_id}, "rich_text": rich_text},
             idempotent=False,
+            on_send=on_send,
         )
 
 

@@ -4,9 +4,11 @@ Per card and delivery: at most one property PATCH (the newest column, step
 and error), one append for all log lines and page output (the markdown
 endpoint, or blocks when that endpoint refuses), and one request per comment.
 
-Idempotency: the outbox marks a batch `sending` before it reaches here. A
-batch that comes back still marked (`in_doubt`: the worker died between
-Notion's answer and recording it) is first checked against the page: log and
+Idempotency: the outbox marks a batch `sending` before it reaches here, and
+every write stamps the effects it carries as it really goes out (`sending`).
+A batch that comes back still marked (`in_doubt`: a write timed out or the
+worker died between Notion's answer and recording it) is first checked
+against the page, once the grace counted from that stamp has passed: log and
 output text already in the bot's section, and bot comments with the same
 text, are not sent again. Property updates are idempotent by nature.
 """
@@ -18,10 +20,10 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine, select
 
-from factory.board import Delivery, PendingEffect
+from factory.board import Delivery, PendingEffect, Sending
 from factory.store.tables import outbox
 from integrations.notion.cards import state_properties
-from integrations.notion.client import NotionClient
+from integrations.notion.client import NotionClient, OnSend
 from integrations.notion.errors import NotionError
 from integrations.notion.feedback import comment_text
 from integrations.notion.markdown import (
@@ -62,13 +64,27 @@ def already_there(effect: PendingEffect, bot_section: str) -> bool:
     return signature(str(body)) in signature(bot_section)
 
 
+def stamp(sending: Sending | None, effects: Sequence[PendingEffect]) -> OnSend | None:
+    """The client's send hook for a write carrying `effects`: stamps their send time."""
+    if sending is None:
+        return None
+    ids = [e.id for e in effects]
+
+    async def on_send() -> None:
+        await sending(ids)
+
+    return on_send
+
+
 class NotionDeliverer:
     def __init__(self, client: NotionClient, db: Engine, bot_id: str) -> None:
         self.client = client
         self.db = db
         self.bot_id = bot_id
 
-    async def deliver(self, effects: Sequence[PendingEffect]) -> list[Delivery]:
+    async def deliver(
+        self, effects: Sequence[PendingEffect], sending: Sending | None = None
+    ) -> list[Delivery]:
         if not effects:
             return []
         page_id = effects[0].external_id
@@ -83,15 +99,17 @@ class NotionDeliverer:
                 await self.client.update_page(
                     page_id,
                     properties=state_properties(latest["column"], latest["step"], latest["error"]),
+                    on_send=stamp(sending, states),
                 )
                 done += [Delivery(e.id, ok=True) for e in states]
             writes = [e for e in effects if e.kind in ("log", "page")]
             if writes:
-                await self._append(page_id, writes)
+                await self._append(page_id, writes, sending)
                 done += [Delivery(e.id, ok=True) for e in writes]
             for e in effects:
                 if e.kind == "comment":
-                    done.append(Delivery(e.id, ok=True, ref=await self._comment(page_id, e)))
+                    ref = await self._comment(page_id, e, sending)
+                    done.append(Delivery(e.id, ok=True, ref=ref))
         except NotionError as exc:
             # 401 is this worker's problem (bad token), not the page's: keep the effects.
             permanent = exc.permanent and exc.status != 401
@@ -124,7 +142,9 @@ class NotionDeliverer:
                 is not None
             )
 
-    async def _append(self, page_id: str, writes: list[PendingEffect]) -> None:
+    async def _append(
+        self, page_id: str, writes: list[PendingEffect], sending: Sending | None
+    ) -> None:
         with_header = not self._has_section(writes[0].task_id)
         if any(e.in_doubt for e in writes):
             page = await self.client.get_markdown(page_id)
@@ -133,17 +153,18 @@ class NotionDeliverer:
             writes = [e for e in writes if not already_there(e, bot)]
             if not writes:
                 return
+        on_send = stamp(sending, writes)
         for chunk in markdown_chunks(render(writes, with_header)):
             try:
-                await self.client.insert_markdown(page_id, chunk)
+                await self.client.insert_markdown(page_id, chunk, on_send=on_send)
             except NotionError as exc:
                 if not exc.permanent or exc.status in (401, 403, 404):
                     raise
                 # The markdown endpoint refused this content: append it as blocks.
                 for batch in batches(markdown_to_blocks(chunk)):
-                    await self.client.append_blocks(page_id, batch)
+                    await self.client.append_blocks(page_id, batch, on_send=on_send)
 
-    async def _comment(self, page_id: str, effect: PendingEffect) -> str:
+    async def _comment(self, page_id: str, effect: PendingEffect, sending: Sending | None) -> str:
         chunks = comment_chunks(str(effect.payload["text"]))
         ref = ""
         if effect.in_doubt:
@@ -156,6 +177,8 @@ class NotionDeliverer:
             ref = landed[-1] if landed else ""
             chunks = [c for c in chunks if plain(c) not in posted]
         for rich_text in chunks:
-            answer = await self.client.create_comment(page_id, rich_text)
+            answer = await self.client.create_comment(
+                page_id, rich_text, on_send=stamp(sending, [effect])
+            )
             ref = str(answer.get("id", ""))
         return ref

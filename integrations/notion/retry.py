@@ -78,6 +78,46 @@ def retry_delay(
     return _backoff(attempt, honoured, base, cap, rng) if idempotent else None
 
 
+def longest_request(
+    *, timeout: float, max_attempts: int, backoff_base: float, backoff_cap: float
+) -> float:
+    """The longest the client lets one request run, retries of it included: every
+    attempt runs to its timeout and every wait between two is the longest backoff
+    the policy can draw.
+
+    Waits before an attempt is sent (for a rate-limit token, or a Retry-After,
+    which only ever follows an answer that applied nothing) are not in it: each
+    attempt of a write is stamped as it really goes out, so only what may still
+    be in flight after a stamp counts.
+    """
+    waits = sum(
+        min(backoff_cap, backoff_base * 2 ** min(k, 60)) for k in range(max(max_attempts - 1, 0))
+    )
+    return max(max_attempts, 1) * timeout + waits
+
+
+def doubt_grace(
+    *, timeout: float, max_attempts: int, backoff_base: float, backoff_cap: float
+) -> float:
+    """Seconds a write in doubt is left alone, counted from its own send time, before
+    the page is checked for it and it is sent again.
+
+    A write the client gave up on may still be applied by Notion later; checking
+    before it lands sends it twice. The grace outlasts the longest request the
+    client lets run, with one more timeout of margin (a request's answer is only
+    recorded after it returns, and clocks of several workers differ a little).
+    With the client's defaults (30 s x 6 attempts) that is well past Notion's own
+    60 s server-side timeout, after which it answers 503 and applies nothing new.
+    """
+    longest = longest_request(
+        timeout=timeout,
+        max_attempts=max_attempts,
+        backoff_base=backoff_base,
+        backoff_cap=backoff_cap,
+    )
+    return longest + timeout
+
+
 def _honoured(retry_after: float | None) -> float | None:
     if retry_after is None or math.isnan(retry_after) or retry_after < 0:
         return None

@@ -174,7 +174,11 @@ def create_app(
             raw = exc
         except ClientDisconnect:
             return Response(status_code=499)
-        rejected = await gate.admit(method, template, bearer)
+        # what `holds` rules look for: the concrete path (page ids) and the body's text
+        target = request.url.path
+        if isinstance(raw, bytes) and raw:
+            target += " " + raw.decode("utf-8", "replace")
+        rejected = await gate.admit(method, template, bearer, target)
         if rejected is not None:
             return rejected
         try:

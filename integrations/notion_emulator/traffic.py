@@ -14,7 +14,9 @@ Order of checks, and why:
 4. added latency applies to every answer, as network latency would; the
    timeout delay applies only to requests that are then let through, so a
    client that gave up may find its write happened anyway (the ambiguity real
-   timeouts create and idempotent delivery must survive).
+   timeouts create and idempotent delivery must survive).  ``holds`` rules do
+   the same to chosen requests (by method, route and text), so a test can hold
+   exactly the writes it means to, whatever order concurrent requests arrive in.
 
 Burst default: Notion publishes the 3 requests/second average but not the
 burst size.  10 lets a client that paces itself at 3/s never see a 429 despite
@@ -122,6 +124,37 @@ class OutageWindow(BaseModel):
         return self.start.timestamp() <= instant < self.end.timestamp()
 
 
+class HoldRule(BaseModel):
+    """Hold matching ``/v1`` requests ``seconds`` before handling them (then apply them).
+
+    A request matches when every given criterion does: ``method``, the route
+    ``path`` template (``"/v1/comments"``, ``"/v1/pages/{page_id}/markdown"``), and
+    ``contains``, a substring of the request's concrete path or its body.  Only the
+    first ``times`` matches are held (``null``: every one), so "hold this card's
+    first comment for 4 s" is one rule.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: str | None = None
+    path: str | None = None
+    contains: str | None = None
+    seconds: float = Field(ge=0)
+    times: int | None = Field(default=1, ge=1)
+
+    @field_validator("method")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return value.upper() if value is not None else None
+
+    def matches(self, method: str, path_template: str, target: str) -> bool:
+        return (
+            (self.method is None or self.method == method.upper())
+            and (self.path is None or self.path == path_template)
+            and (self.contains is None or self.contains in target)
+        )
+
+
 class EmulatorConfig(BaseModel):
     """Everything ``PUT /_emulator/config`` can change; unknown fields are rejected."""
 
@@ -136,6 +169,7 @@ class EmulatorConfig(BaseModel):
     timeout_rate: float = Field(default=0.0, ge=0, le=1)
     timeout_seconds: float = Field(default=DEFAULT_TIMEOUT_SECONDS, ge=0)
     latency_ms: float = Field(default=0.0, ge=0)
+    holds: tuple[HoldRule, ...] = ()
     outage: OutageWindow | None = None
     seed: int | None = None
     webhook_url: str | None = None
@@ -225,6 +259,8 @@ class TrafficGate:
         self._faults: Counter[int] = Counter()
         self._outage_rejections = 0
         self._delayed = 0
+        self._held = [0] * len(self._initial.holds)  # matches held so far, per hold rule
+        self._holding = 0  # requests being held right now (their writes are still to land)
 
     @property
     def config(self) -> EmulatorConfig:
@@ -236,7 +272,8 @@ class TrafficGate:
 
         Any patch that mentions ``seed`` restarts the fault sequence, so
         "configure seed 7, then run" injects the same faults every time no
-        matter what traffic came before.
+        matter what traffic came before.  Any patch that mentions ``holds``
+        starts every rule's count afresh.
         """
         with self._lock:
             updated = merge_config(self._config, patch, self._wall_clock())
@@ -244,50 +281,75 @@ class TrafficGate:
             if "seed" in patch:
                 self._seed = updated.seed if updated.seed is not None else _random_seed()
                 self._index = 0
+            if "holds" in patch:
+                self._held = [0] * len(updated.holds)
             return updated
 
     async def admit(
-        self, method: str, path_template: str, token: str | None = None
+        self, method: str, path_template: str, token: str | None = None, target: str = ""
     ) -> Response | None:
-        """``None`` lets the request through; otherwise the response to send."""
+        """``None`` lets the request through; otherwise the response to send.
+
+        ``target`` is the request's concrete path and body text, which ``holds``
+        rules may look for (a page id, a comment's words).
+        """
         with self._lock:
             config = self._config
             index = self._index
             self._index += 1
             self._total += 1
             self._requests[f"{method.upper()} {path_template}"] += 1
-            status, retry_after, delayed = self._decide(config, index, token)
+            status, retry_after, hold = self._decide(config, index, token)
+            if status is None:
+                hold = max(hold, self._rule_hold(config, method, path_template, target))
+                if hold > 0:
+                    self._delayed += 1
 
         if config.latency_ms > 0:
             await self._sleep(config.latency_ms / 1000.0)
         if status is not None:
             return faults.error_response(status, retry_after=retry_after)
-        if delayed:
-            await self._sleep(config.timeout_seconds)
+        if hold > 0:
+            with self._lock:
+                self._holding += 1
+            try:
+                await self._sleep(hold)
+            finally:
+                with self._lock:
+                    self._holding -= 1
         return None
+
+    def _rule_hold(self, config: EmulatorConfig, method: str, template: str, target: str) -> float:
+        """Seconds the first matching rule with holds left asks for; caller holds the lock."""
+        for i, rule in enumerate(config.holds):
+            if rule.matches(method, template, target) and (
+                rule.times is None or self._held[i] < rule.times
+            ):
+                self._held[i] += 1
+                return rule.seconds
+        return 0.0
 
     def _decide(
         self, config: EmulatorConfig, index: int, token: str | None
-    ) -> tuple[int | None, int | None, bool]:
-        """Pick the outcome and count it; caller holds the lock."""
+    ) -> tuple[int | None, int | None, float]:
+        """Pick the outcome (status, Retry-After, seconds to hold) and count faults;
+        caller holds the lock."""
         if config.outage is not None and config.outage.covers(self._wall_clock()):
             self._outage_rejections += 1
-            return 503, None, False
+            return 503, None, 0.0
         if config.rate_limit:
             decision = self._buckets.take(token or _ANONYMOUS, config.rate_limit, config.burst)
             if not decision.admitted:
                 self._rate_limited += 1
-                return 429, decision.retry_after, False
+                return 429, decision.retry_after, 0.0
         draw = faults.draw(
             self._seed, index, config.fault_rate, config.fault_statuses, config.timeout_rate
         )
         if draw.status is not None:
             self._faults[draw.status] += 1
             # An injected 429 still tells the client when to retry, as Notion does.
-            return draw.status, 1 if draw.status == 429 else None, False
-        if draw.delayed:
-            self._delayed += 1
-        return None, None, draw.delayed
+            return draw.status, 1 if draw.status == 429 else None, 0.0
+        return None, None, config.timeout_seconds if draw.delayed else 0.0
 
     def stats(self) -> dict[str, Any]:
         """Counts since start or the last reset, JSON-ready."""
@@ -300,6 +362,7 @@ class TrafficGate:
                 "faults_total": sum(self._faults.values()),
                 "outage_rejections": self._outage_rejections,
                 "delayed": self._delayed,
+                "holding": self._holding,
                 "seed": self._seed,
             }
 
@@ -320,6 +383,7 @@ class TrafficGate:
             self._faults.clear()
             self._outage_rejections = 0
             self._delayed = 0
+            self._held = [0] * len(self._initial.holds)
 
 
 def _random_seed() -> int:
@@ -330,6 +394,7 @@ def _random_seed() -> int:
 __all__ = [
     "ConfigError",
     "EmulatorConfig",
+    "HoldRule",
     "OutageWindow",
     "TrafficGate",
     "merge_config",

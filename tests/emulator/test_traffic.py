@@ -455,6 +455,61 @@ async def test_timeouts_delay_then_let_the_request_through() -> None:
     assert gate.stats()["delayed"] == 1
 
 
+async def test_hold_rules_hold_exactly_the_matching_requests_then_let_them_through() -> None:
+    card = "/v1/pages/0a1b/markdown"
+    gate, _, sleep = make_gate(EmulatorConfig(rate_limit=None))
+    gate.configure(
+        {
+            "holds": [
+                {"method": "post", "path": "/v1/comments", "contains": "Card 3", "seconds": 4},
+                {"path": "/v1/pages/{page_id}/markdown", "contains": "0a1b", "seconds": 2.5},
+            ]
+        }
+    )
+    comments = "/v1/comments"
+    assert await gate.admit("POST", comments, "tok", f"{comments} {{'text': 'Card 2'}}") is None
+    assert sleep.calls == []  # another card's comment goes straight through
+    assert await gate.admit("POST", comments, "tok", f"{comments} {{'text': 'Card 3'}}") is None
+    assert await gate.admit("POST", comments, "tok", f"{comments} {{'text': 'Card 3'}}") is None
+    assert sleep.calls == [4]  # times=1 by default: only the first match is held
+    template = "/v1/pages/{page_id}/markdown"
+    assert await gate.admit("GET", template, "tok", card) is None
+    assert await gate.admit("PATCH", template, "tok", f"{card} {{}}") is None
+    assert sleep.calls == [4, 2.5]  # the GET matched too (no method given): held once, once
+    assert gate.stats()["delayed"] == 2
+
+
+async def test_stats_show_how_many_requests_are_being_held_right_now() -> None:
+    gate = TrafficGate(EmulatorConfig(rate_limit=None))
+    gate.configure({"holds": [{"path": PAGE, "seconds": 0.3, "times": 2}]})
+    held = [asyncio.create_task(gate.admit("GET", PAGE)) for _ in range(2)]
+    await asyncio.sleep(0.1)
+    assert gate.stats()["holding"] == 2
+    assert await asyncio.gather(*held) == [None, None]
+    assert gate.stats()["holding"] == 0
+
+
+async def test_configuring_holds_restarts_their_counts_and_times_null_holds_all() -> None:
+    gate, _, sleep = make_gate(EmulatorConfig(rate_limit=None))
+    gate.configure({"holds": [{"path": PAGE, "seconds": 1}]})
+    for _ in range(2):
+        await gate.admit("GET", PAGE, "tok")
+    gate.configure({"holds": [{"path": PAGE, "seconds": 1}]})
+    await gate.admit("GET", PAGE, "tok")
+    gate.configure({"holds": [{"path": PAGE, "seconds": 2, "times": None}]})
+    for _ in range(3):
+        await gate.admit("GET", PAGE, "tok")
+    assert sleep.calls == [1, 1, 2, 2, 2]
+
+
+def test_a_bad_hold_rule_is_refused_naming_the_field() -> None:
+    gate, _, _ = make_gate(EmulatorConfig(rate_limit=None))
+    with pytest.raises(ConfigError) as refused:
+        gate.configure({"holds": [{"path": PAGE, "seconds": -1}]})
+    assert "holds.0.seconds" in str(refused.value)
+    assert gate.config.holds == ()
+
+
 async def test_no_sleep_without_latency_or_timeouts() -> None:
     gate, _, sleep = make_gate(EmulatorConfig(rate_limit=None))
     await fault_statuses(gate, 20)

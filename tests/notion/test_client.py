@@ -348,6 +348,26 @@ async def test_a_timeout_is_retried_for_reads_only(
     assert client.stats.by_endpoint["PATCH /v1/blocks/{id}/children"] == 1
 
 
+async def test_on_send_marks_each_attempt_as_it_goes_out_after_the_rate_limit_wait(
+    emulator: EmulatorServer, make_client: MakeClient
+) -> None:
+    """A write's send time is taken when it really leaves, not when it was queued."""
+    client = make_client(rate=1.0, burst=1, max_attempts=3)
+    configure(emulator, rate_limit=0, fault_rate=1.0, fault_statuses=[500], seed=1)
+    sent: list[float] = []
+
+    async def on_send() -> None:
+        sent.append(time.monotonic())
+
+    queued = time.monotonic()
+    with pytest.raises(NotionError):
+        await client.request("PATCH", f"pages/{root_page(emulator)}", body={}, on_send=on_send)
+    # an idempotent write is retried on 500: three attempts, three stamps, each after
+    # its token of a one-request-a-second bucket (the first one was free)
+    assert len(sent) == client.stats.total == 3
+    assert sent[2] - queued >= 1.5
+
+
 # -- paths, pagination, endpoints ---------------------------------------------------------
 
 

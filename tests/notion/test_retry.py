@@ -10,7 +10,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from integrations.notion.retry import MAX_RETRY_AFTER, parse_retry_after, retry_delay
+from integrations.notion.board import NotionBoard
+from integrations.notion.retry import (
+    MAX_RETRY_AFTER,
+    doubt_grace,
+    longest_request,
+    parse_retry_after,
+    retry_delay,
+)
+from integrations.notion.settings import NotionSettings
+from integrations.notion.wiring import make_client
+from integrations.notion_emulator.traffic import DEFAULT_TIMEOUT_SECONDS
+
+# Notion answers 503 after its own 60 s server-side timeout (NOTION_FACTS.md).
+NOTION_SERVER_TIMEOUT = 60.0
 
 RETRYABLE = [409, 500, 502, 503, 504]
 RATE = [429, 529]
@@ -207,3 +220,50 @@ def test_parse_retry_after_http_date() -> None:
     assert parse_retry_after(later) is None  # no clock given: unusable, fall back to backoff
     earlier = format_datetime(datetime(2026, 1, 1, 11, 0, 0, tzinfo=UTC), usegmt=True)
     assert parse_retry_after(earlier, now=now.timestamp()) == 0.0
+
+
+# --- how long a write may still land after it was sent --------------------------------
+
+
+@given(
+    st.floats(min_value=0.1, max_value=120.0),
+    st.integers(min_value=1, max_value=12),
+    bases,
+    caps,
+    seeds,
+)
+def test_the_doubt_grace_outlasts_every_request_the_client_lets_run(
+    timeout: float, max_attempts: int, base: float, cap: float, seed: int
+) -> None:
+    """Whatever waits the policy draws, a write retried on every timeout (each attempt
+    running to the client's timeout) is over before the grace ends."""
+    rng = random.Random(seed)
+    ran = timeout  # the first attempt
+    for attempt in range(max_attempts - 1):
+        delay = retry_delay(attempt, None, "timeout", None, base=base, cap=cap, rng=rng)
+        assert delay is not None
+        ran += delay + timeout
+    settings = {
+        "timeout": timeout,
+        "max_attempts": max_attempts,
+        "backoff_base": base,
+        "backoff_cap": cap,
+    }
+    longest = longest_request(**settings)
+    assert ran <= longest + 1e-9
+    assert doubt_grace(**settings) > longest
+
+
+def test_with_the_workers_settings_the_grace_outlasts_notion_and_the_emulator() -> None:
+    """The board the worker opens checks a write in doubt only after Notion itself has
+    given up on it, and after the emulator's default hold has applied it."""
+    client = make_client(NotionSettings(notion_token="secret_for_a_pure_test"))
+    board = NotionBoard(client, None, "data-source", "bot")  # type: ignore[arg-type]  # no db needed
+    assert board.doubt_grace == doubt_grace(
+        timeout=client.timeout,
+        max_attempts=client.max_attempts,
+        backoff_base=client.backoff_base,
+        backoff_cap=client.backoff_cap,
+    )
+    assert board.doubt_grace > DEFAULT_TIMEOUT_SECONDS > NOTION_SERVER_TIMEOUT
+    assert board.doubt_grace > client.max_attempts * client.timeout

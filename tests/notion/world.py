@@ -40,6 +40,7 @@ class World:
         rate: float = 3.0,
         burst: int = 10,
         timeout: float = 5.0,
+        max_attempts: int = 12,
         **engine_options: Any,
     ) -> None:
         self.emu = emulator
@@ -51,7 +52,7 @@ class World:
             emulator.base_url,
             backoff_base=0.05,
             backoff_cap=0.5,
-            max_attempts=12,
+            max_attempts=max_attempts,
             timeout=timeout,
             bucket=TokenBucket(rate, burst),  # a fresh bucket per world, not the shared one
         )

@@ -52,8 +52,9 @@ def test_a_killed_workers_cards_are_finished_by_a_second_worker_after_lease_expi
     finally:
         first.kill()  # SIGKILL: no stop, no release, no flush
     mid_run = {t["id"] for t in database.tasks() if t["lease_owner"] == "first"}
-    # A delivery the kill interrupted is in doubt: the next worker waits twice the Notion
-    # timeout (60 s) before checking the page and re-sending. Let that time pass at once.
+    # A delivery the kill interrupted is in doubt: the next worker waits the doubt grace
+    # (about 3.8 minutes with the worker's Notion settings) before checking the page and
+    # re-sending. Let that time pass at once.
     with database.engine.begin() as conn:
         conn.execute(
             update(outbox)
