@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import update
 
 from factory.store.tables import tasks
+from tests.factory_sources import BETA
 
 REPO = Path(__file__).resolve().parents[1]
 NFACTORY = Path(sys.executable).with_name("nfactory")
@@ -240,25 +241,6 @@ def test_tables_show_card_text_verbatim(cli: Cli) -> None:
 
 
 # -- a misconfigured worker must not block people's cards --------------------------------
-
-BETA = """
-from factory import action, define_factory, done, failed
-
-
-def work(inp):
-    return {"status": "done"}
-
-
-FACTORY = define_factory(
-    id="beta",
-    start="work",
-    states={
-        "work": action(work, on={"done": "done", "failed": "failed"}),
-        "done": done(),
-        "failed": failed(),
-    },
-)
-"""
 
 
 def untouched(cli: Cli, task_id: str) -> dict[str, Any]:

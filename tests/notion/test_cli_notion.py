@@ -13,6 +13,7 @@ import httpx
 
 from integrations.notion_emulator import render
 from integrations.notion_emulator.server import EmulatorServer
+from tests.factory_sources import BETA
 
 NFACTORY = Path(sys.executable).with_name("nfactory")
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
@@ -198,26 +199,6 @@ def test_a_tick_works_only_its_own_boards_cards_in_a_shared_database(
     ticked = cli(tmp_path, on_notion, "tick")
     assert ticked.returncode == 0, ticked.stderr
     assert column(emulator, page) == "Done"
-
-
-BETA = """
-from factory import action, define_factory, done, failed
-
-
-def work(inp):
-    return {"status": "done"}
-
-
-FACTORY = define_factory(
-    id="beta",
-    start="work",
-    states={
-        "work": action(work, on={"done": "done", "failed": "failed"}),
-        "done": done(),
-        "failed": failed(),
-    },
-)
-"""
 
 
 def test_a_card_whose_module_fails_to_import_stays_in_queue_with_the_error_on_the_card(

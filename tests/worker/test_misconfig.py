@@ -16,26 +16,9 @@ from sqlalchemy import func, select
 from factory.store.tables import outbox, runs, tasks
 from integrations.notion_emulator import render
 from integrations.notion_emulator.server import EmulatorServer, free_port
+from tests.factory_sources import BETA
 from tests.worker.harness import WORKFLOWS, Db, Stage, Worker, cli, wait_for
 
-BETA = """
-from factory import action, define_factory, done, failed
-
-
-def work(inp):
-    return {"status": "done"}
-
-
-FACTORY = define_factory(
-    id="beta",
-    start="work",
-    states={
-        "work": action(work, on={"done": "done", "failed": "failed"}),
-        "done": done(),
-        "failed": failed(),
-    },
-)
-"""
 BROKEN_BETA = "import no_such_dependency\n" + BETA
 
 
