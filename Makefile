@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 4  # most tests wait on I/O: four processes share the two cores well
 
 demo: $(STAMP)
 	$(BIN)/nfactory demo

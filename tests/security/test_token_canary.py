@@ -70,8 +70,9 @@ def test_a_broken_token_is_one_line_naming_notion_token_and_nothing_is_sent(
     assert_no_leak(cli, done)
 
 
-@pytest.mark.parametrize("token", [PADDED["trailing newline"], BROKEN["non-ASCII"]])
-def test_start_never_logs_the_token(cli: Cli, token: str) -> None:
+@pytest.mark.parametrize("shape", ["trailing newline", "non-ASCII"])
+def test_start_never_logs_the_token(cli: Cli, shape: str) -> None:
+    token = {**PADDED, **BROKEN}[shape]  # by name: the canary itself stays out of test ids
     cli.setup_board()
     env = cli.environ(NOTION_TOKEN=token, NFACTORY_POLL_SECONDS="1")
     worker = subprocess.Popen(
