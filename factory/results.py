@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 Status = Literal["done", "feedback", "failed"]
@@ -23,6 +24,11 @@ class AgentInput:
     run_id: str
     tick_id: str
     attempt: int
+    # The run's own git worktree, for factories that declare a workspace (else None).
+    workspace: Path | None = None
+    # Report what the agent is doing now ("running tests", a line of output); the card
+    # shows the latest, coalesced within Notion's rate budget. Safe from any thread.
+    progress: Callable[[str], None] = field(default=lambda _text: None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
