@@ -3,7 +3,7 @@
 The authoring API::
 
     from factory import define_factory, action, orchestrate, loop, feedback, done, failed, blocked
-    from factory import Retries, Backoff, command_agent
+    from factory import Retries, Backoff, command_agent, GitWorkspace
 """
 
 from factory.command import command_agent
@@ -22,6 +22,7 @@ from factory.dsl import (
 )
 from factory.results import AgentInput, AgentResult
 from factory.validate import FactoryError
+from factory.workspaces import GitWorkspace
 
 __all__ = [
     "AgentInput",
@@ -29,6 +30,7 @@ __all__ = [
     "Backoff",
     "Factory",
     "FactoryError",
+    "GitWorkspace",
     "Retries",
     "action",
     "blocked",

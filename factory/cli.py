@@ -25,6 +25,7 @@ from factory.cli_shared import (
     worker_runtime,
 )
 from factory.cli_worker import start
+from factory.cli_workspaces import workspaces_app
 from factory.cycle import CycleReport, run_cycle, run_task
 from factory.local_board import add_reply
 from factory.runtime import Runtime
@@ -41,6 +42,7 @@ app = typer.Typer(
 task_app = typer.Typer(help="Create cards and answer them.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
 app.add_typer(board_app, name="board")
+app.add_typer(workspaces_app, name="workspaces")
 app.command()(command(doctor))
 app.command()(command(start))
 

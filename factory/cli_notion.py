@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlalchemy import text
 
+from factory import worktrees
 from factory.cli_shared import command, err, notion_settings, out
-from factory.loader import load_factories
+from factory.loader import Catalog, load_factories
 from factory.redact import redact
 from factory.settings import load_settings
 from factory.store.db import open_database
@@ -87,6 +89,7 @@ def doctor() -> None:
             or f"{len(catalog.factories)} loaded: " + ", ".join(sorted(catalog.factories)),
         )
     )
+    checks += [Check("workspace", ok, detail) for ok, detail in workspace_checks(catalog)]
     if settings.notion_token is None:
         checks.append(Check("token", False, "NOTION_TOKEN is not set"))
     else:
@@ -107,6 +110,19 @@ def doctor() -> None:
         out.print(f"{mark} {check.name:<10} {detail}", highlight=False)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
+
+
+def workspace_checks(catalog: Catalog) -> list[tuple[bool, str]]:
+    """(ok, detail) for each loaded factory with a workspace: repository, commits, base."""
+    found = []
+    for factory in sorted(catalog.factories.values(), key=lambda f: f.id):
+        if factory.workspace is None:
+            continue
+        try:
+            found.append((True, f"{factory.id}: {worktrees.check(factory.workspace, Path.cwd())}"))
+        except worktrees.WorkspaceError as exc:
+            found.append((False, f"{factory.id}: {exc}"))
+    return found
 
 
 async def create_notion_card(factory: str, title: str, body: str) -> str:

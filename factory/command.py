@@ -106,7 +106,11 @@ def command_agent(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
 ) -> Callable[[AgentInput], Any]:
-    """An agent running `argv` (or `argv(input)`); `env` adds to the worker's environment."""
+    """An agent running `argv` (or `argv(input)`); `env` adds to the worker's environment.
+
+    It runs in `cwd` when given, else in the run's worktree (`inp.workspace`) for
+    a factory with a workspace, else in the worker's own folder.
+    """
 
     async def run_command(inp: AgentInput) -> dict[str, Any]:
         args = list(argv(inp) if callable(argv) else argv)
@@ -114,7 +118,7 @@ def command_agent(
             raise ValueError(f"command argv must be a non-empty list of strings, got {args!r}")
         proc = await asyncio.create_subprocess_exec(
             *args,
-            cwd=str(cwd) if cwd is not None else None,
+            cwd=_working_dir(cwd, inp),
             env={**os.environ, **(env or {})},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -149,6 +153,13 @@ def command_agent(
 
     run_command.__name__ = f"command_agent({argv!r})"
     return run_command
+
+
+def _working_dir(cwd: str | Path | None, inp: AgentInput) -> str | None:
+    """The given `cwd`, else the run's worktree (factories with a workspace), else ours."""
+    if cwd is not None:
+        return str(cwd)
+    return str(inp.workspace) if inp.workspace is not None else None
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:

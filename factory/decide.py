@@ -64,7 +64,14 @@ class Cancelled:
     by: str = "a person"
 
 
-Outcome = Succeeded | Errored | Selected | GuardChecked | Replied | Cancelled
+@dataclass(frozen=True)
+class WorkspaceFailed:
+    """The run's git worktree could not be made or brought back; no agent ran."""
+
+    error: str
+
+
+Outcome = Succeeded | Errored | Selected | GuardChecked | Replied | Cancelled | WorkspaceFailed
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,8 @@ def decide(factory: Factory, run: RunView, outcome: Outcome) -> Step:
     """The next step for `run`, standing in its state, given what executing that state gave."""
     if isinstance(outcome, Cancelled):
         return _stop(run, "cancelled", "run.cancelled", "cancelled", f"cancelled by {outcome.by}")
+    if isinstance(outcome, WorkspaceFailed):
+        return _stop(run, "workspace", "run.workspace", "blocked", outcome.error)
     state = factory.states[run.state_id]
     match state:
         case Action():

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from factory.workspaces import GitWorkspace
+
 Agent = Callable[..., Any]
 Guard = Callable[[Mapping[str, Any]], bool]
 
@@ -147,6 +149,7 @@ class Factory:
     context: Mapping[str, Any] = field(default_factory=dict)
     guards: Mapping[str, Guard] = field(default_factory=dict)
     source: str = "<unknown>"
+    workspace: GitWorkspace | None = None  # each run's own git worktree (see workspaces.py)
 
     def state(self, state_id: str) -> State:
         return self.states[state_id]
@@ -162,6 +165,7 @@ def define_factory(
     states: Mapping[str, State],
     context: Mapping[str, Any] | None = None,
     guards: Mapping[str, Guard] | None = None,
+    workspace: GitWorkspace | None = None,
 ) -> Factory:
     """Build a factory and validate it; raises `FactoryError` naming the state at fault."""
     from factory.validate import check_factory  # validate imports this module
@@ -173,6 +177,7 @@ def define_factory(
         context=dict(context or {}),
         guards=dict(guards or {}),
         source=_caller_file(),
+        workspace=workspace,
     )
     check_factory(built)
     return built

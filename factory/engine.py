@@ -14,10 +14,12 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Engine as Database
 
+from factory import worktrees
 from factory.board import Reply
 from factory.clock import Clock, SystemClock
 from factory.decide import (
@@ -29,16 +31,18 @@ from factory.decide import (
     Selected,
     Step,
     Succeeded,
+    WorkspaceFailed,
     cap_reached,
     decide,
 )
 from factory.dsl import Action, Factory, Feedback, Loop, Orchestrate, Terminal
-from factory.effects import Effect, plan_effects, state_effect
+from factory.effects import Effect, one_line, plan_effects, state_effect
 from factory.results import AgentInput, BadResult, parse_result
 from factory.store import repo
 from factory.store.leases import Lease, LeaseHeld, LeaseLost, claim, holder, release, renew
 from factory.threads import AgentThreads, run_io
 from factory.unknown import unknown_factory
+from factory.workspaces import branch_name, cleanup_action
 
 log = logging.getLogger("nfactory.engine")
 
@@ -144,6 +148,7 @@ class _Tick:
         self.count = 0
         self.steps: list[Step] = []
         self.board_id = ""
+        self.workspace: Path | None = None  # the run's worktree, once made or found this tick
 
     def _report(self, outcome: TickOutcome, status: str, detail: str = "") -> TickReport:
         return TickReport(self.lease.task_id, outcome, self.count, status, detail, self.steps)
@@ -190,12 +195,14 @@ class _Tick:
                     consumed = [r.comment_id for r in pending]
                     pending = []
                 else:
-                    outcome = await self._execute(factory, state, run, task)
+                    problem = await self._prepare_workspace(factory, run, task)
+                    outcome = problem or await self._execute(factory, state, run, task)
                 step = decide(factory, run.view(), outcome)
             run = await self._write(self._commit, run, step, started, consumed)
             self.count += 1
             self.steps.append(step)
             if step.ends_run:
+                await self._finish_workspace(factory, run.id, step.run_status)
                 return self._report("finished", step.run_status)
             if step.pauses:
                 return self._report("paused", "feedback", f"waiting in {step.to_state!r}")
@@ -265,6 +272,7 @@ class _Tick:
             run_id=run.id,
             tick_id=self.tick_id,
             attempt=run.attempt + 1,
+            workspace=self.workspace,
         )
 
     async def _call(
@@ -357,6 +365,9 @@ class _Tick:
         )
         effects = [state_effect("running", factory.start), Effect("log", {"line": line})]
         repo.add_effects(conn, task.id, task.board_id, run.id, 0, effects, now)
+        if factory.workspace is not None:
+            repo.name_workspace(conn, run.id, branch_name(task.title, run.id))
+            run = repo.get_run(conn, run.id)
         return run
 
     def _commit(
@@ -378,6 +389,92 @@ class _Tick:
             consumed=consumed,
         )
 
+    # -- the run's git worktree ------------------------------------------------------------
+
+    async def _prepare_workspace(
+        self, factory: Factory, run: repo.RunRow, task: repo.TaskRow
+    ) -> WorkspaceFailed | None:
+        """Make, find or bring back the run's worktree before its first agent this tick."""
+        spec = factory.workspace
+        if spec is None or self.workspace is not None:
+            return None
+        current: repo.RunRow = await self._read(repo.get_run, run.id)
+        branch = current.workspace_branch or branch_name(task.title, run.id)
+        try:
+            made = await run_io(worktrees.ensure, spec, branch, current.workspace_state, Path.cwd())
+        except worktrees.WorkspaceError as exc:
+            log.warning("task %s: workspace problem: %s", task.id, exc)
+            return WorkspaceFailed(f"workspace: {exc}")
+        if current.workspace_state != "ready" or current.workspace_path != str(made.path):
+            if made.how == "created":
+                how = f"new from {spec.base} at {made.base[:10]}"
+            else:
+                how = "brought back from its branch" if made.how == "reattached" else "found"
+            line = f"workspace {_code(str(made.path))} on branch {_code(branch)} ({how})"
+            await self._record_workspace(current, str(made.path), "ready", line)
+        self.workspace = made.path
+        return None
+
+    async def _finish_workspace(self, factory: Factory, run_id: str, status: str) -> None:
+        """At the run's end: remove its worktree or keep it, as the policy and its changes say.
+
+        Never raises: the run has ended whatever becomes of its folder, and
+        `nfactory workspaces prune` can finish the job later.
+        """
+        spec = factory.workspace
+        if spec is None:
+            return
+        try:
+            run: repo.RunRow = await self._read(repo.get_run, run_id)
+            if run.workspace_state != "ready" or not run.workspace_path:
+                return  # never made (blocked first), or already dealt with
+            path = Path(run.workspace_path)
+            if worktrees.path_state(path) != "worktree":
+                return
+            branch = _code(run.workspace_branch or "")
+            dirty = await run_io(worktrees.is_dirty, path)
+            action = cleanup_action(spec.cleanup, status, dirty)
+            where = _code(str(path))
+            if action == "remove":
+                try:
+                    await run_io(worktrees.remove, path)
+                    state = "removed"
+                    line = f"workspace removed; branch {branch} keeps its commits"
+                except worktrees.WorkspaceError as exc:
+                    state, line = "kept", f"workspace kept at {where}: removing it failed: {exc}"
+            elif action == "keep_dirty":
+                state = "kept"
+                line = (
+                    f"workspace kept at {where} (branch {branch}): it has uncommitted changes; "
+                    "`nfactory workspaces prune --force` removes it"
+                )
+            else:
+                state = "kept"
+                line = f"workspace kept at {where} (branch {branch}, cleanup={spec.cleanup})"
+            await self._record_workspace(run, str(path), state, line)
+        except LeaseLost:
+            log.warning("task %s: lease lost while cleaning up its workspace", self.lease.task_id)
+        except Exception:
+            log.warning("task %s: workspace cleanup failed", self.lease.task_id, exc_info=True)
+
+    async def _record_workspace(self, run: repo.RunRow, path: str, state: str, line: str) -> None:
+        def work(conn: Any) -> None:
+            now = self.clock.now()
+            effect = Effect("log", {"line": f"`{now:%Y-%m-%d %H:%M:%S}` {one_line(line)}"})
+            repo.record_workspace(
+                conn,
+                self.lease,
+                run,
+                self.board_id,
+                path,
+                state,
+                [effect],
+                now,
+                self.config.lease_seconds,
+            )
+
+        await self._write(work)
+
     async def _hold(self, task: repo.TaskRow, reason: str) -> None:
         self.engine.held.add(task.id)
         if task.last_error == reason:
@@ -395,6 +492,11 @@ class _Tick:
             repo.block_task(conn, self.lease, task, error, now, self.config.lease_seconds)
 
         await self._write(work)
+
+
+def _code(text: str) -> str:
+    """`text` as inline code on the card; a backtick in it would end the span early."""
+    return "`" + text.replace("`", "'") + "`"
 
 
 class _UserCodeFailed(Exception):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from factory.dsl import Action, Factory, Feedback, Loop, Orchestrate, State, Terminal
+from factory.workspaces import GitWorkspace
 
 ACTION_REQUIRED = ("done", "failed")
 ACTION_EVENTS = ("done", "failed", "feedback")
@@ -44,6 +45,9 @@ def _errors(factory: Factory) -> Iterator[str]:
         return
     if factory.start not in factory.states:
         yield f"start state {factory.start!r} does not exist (states: {', '.join(factory.states)})"
+    if factory.workspace is not None and not isinstance(factory.workspace, GitWorkspace):
+        got = type(factory.workspace).__name__
+        yield f"workspace must be a GitWorkspace(repo=..., base=..., cleanup=...), not a {got}"
     for name, guard in factory.guards.items():
         if not callable(guard):
             yield f"guard {name!r} is not callable"

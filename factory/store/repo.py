@@ -63,6 +63,9 @@ class RunRow:
     started_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    workspace_path: str | None = None
+    workspace_branch: str | None = None
+    workspace_state: str | None = None
 
     def view(self) -> RunView:
         return RunView(
@@ -372,6 +375,67 @@ def hold_task(
     )
     effects = [state_effect(task.status, task.step or "", reason)]
     add_effects(conn, task.id, task.board_id, f"task-{task.id}-held", lease.epoch, effects, now)
+
+
+def name_workspace(conn: Connection, run_id: str, branch: str) -> None:
+    """Give a new run its branch in the run's first transaction, before git makes it: a
+    worker that dies in between leaves a name the next one makes, never a second branch."""
+    conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id)
+        .values(workspace_branch=branch, workspace_state="pending")
+    )
+
+
+def record_workspace(
+    conn: Connection,
+    lease: Lease,
+    run: RunRow,
+    board_id: str,
+    path: str,
+    state: str,
+    effects: Sequence[Effect],
+    now: datetime,
+    ttl: float,
+) -> None:
+    """Where the run's worktree is and what became of it, with what the card should say."""
+    guard(conn, lease, now, ttl)
+    conn.execute(
+        update(runs).where(runs.c.id == run.id).values(workspace_path=path, workspace_state=state)
+    )
+    key = f"{run.id}:workspace-{state}"
+    add_effects(conn, run.task_id, board_id, key, lease.epoch, effects, now)
+
+
+def mark_workspace(conn: Connection, run_id: str, state: str) -> bool:
+    """Set a finished run's workspace state (`nfactory workspaces prune`); False if the run is
+    active again or gone."""
+    done = conn.execute(
+        update(runs).where(runs.c.id == run_id, ~runs.c.active).values(workspace_state=state)
+    )
+    return done.rowcount == 1
+
+
+def list_workspaces(conn: Connection) -> list[dict[str, Any]]:
+    """Runs that have (or had) a worktree, newest first, with their card's title."""
+    rows = conn.execute(
+        select(
+            runs.c.id.label("run_id"),
+            runs.c.task_id,
+            runs.c.status,
+            runs.c.active,
+            runs.c.workspace_path,
+            runs.c.workspace_branch,
+            runs.c.workspace_state,
+            runs.c.started_at,
+            tasks.c.title,
+            tasks.c.external_id,
+        )
+        .join(tasks, tasks.c.id == runs.c.task_id)
+        .where(runs.c.workspace_branch.is_not(None))
+        .order_by(runs.c.started_at.desc(), runs.c.id)
+    ).mappings()
+    return [dict(r) for r in rows]
 
 
 def request_cancel(conn: Connection, task_id: str, now: datetime) -> None:

@@ -114,6 +114,11 @@ runs = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
+    # the run's git worktree, for factories with a workspace: where, on which branch, and
+    # pending | ready | removed | kept (see factory/workspaces.py)
+    Column("workspace_path", Text),
+    Column("workspace_branch", String(300)),
+    Column("workspace_state", String(16)),
     Index("ix_runs_task_id", "task_id"),
     # at most one active run per task, enforced by the database itself
     Index(
