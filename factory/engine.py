@@ -405,7 +405,8 @@ class _Tick:
         except worktrees.WorkspaceError as exc:
             log.warning("task %s: workspace problem: %s", task.id, exc)
             return WorkspaceFailed(f"workspace: {exc}")
-        if current.workspace_state != "ready" or current.workspace_path != str(made.path):
+        moved = current.workspace_path != str(made.path)
+        if made.how != "reused" or current.workspace_state != "ready" or moved:
             if made.how == "created":
                 how = f"new from {spec.base} at {made.base[:10]}"
             else:

@@ -71,6 +71,10 @@ class GitWorkspace:
         object.__setattr__(self, "repo", repo)
 
     @property
+    def is_url(self) -> bool:
+        return is_url(str(self.repo))
+
+    @property
     def location(self) -> str:
         """The repository: an absolute path, or the URL as given."""
         return str(self.repo)
