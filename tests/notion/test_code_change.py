@@ -11,10 +11,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine as Database
 
+from factory.board import Reply
+from factory.clock import FakeClock
 from factory.dsl import Factory
+from factory.engine import Engine, EngineConfig
 from factory.loader import load_factories
 from factory.store import repo
+from factory.store.db import open_database
 from integrations.notion_emulator.server import EmulatorServer
 from tests.notion.world import World
 
@@ -184,3 +189,99 @@ async def test_a_failed_push_fails_the_card_saying_so(
     assert "git push to 'origin' failed" in error and "committed" in error
     branch = str(run_ctx(world, page)["branch"])
     assert git(project, "show", f"{branch}:ship.txt") == "yes\n"  # the commit is kept
+
+
+# -- the engine alone: limits and misconfiguration, with replies handed in --------------
+
+
+def engine_for(factory: Factory, tmp_path: Path) -> tuple[Database, Engine]:
+    db = open_database(f"sqlite:///{tmp_path / 'engine.db'}")
+    return db, Engine(db, {factory.id: factory}, EngineConfig(worker_id="t"), FakeClock())
+
+
+def new_card(db: Database, title: str, body: str) -> str:
+    with db.begin() as conn:
+        return repo.create_task(
+            conn,
+            factory_id="code_change",
+            title=title,
+            prompt=body.split("\n")[0],
+            context=body,
+            now=FakeClock().now(),
+        )
+
+
+def last_run(db: Database, task_id: str) -> repo.RunRow:
+    with db.connect() as conn:
+        run = repo.latest_run(conn, task_id)
+    assert run is not None
+    return run
+
+
+async def test_revise_past_the_last_round_fails_the_card_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, project: Path, tmp_path: Path
+) -> None:
+    db, engine = engine_for(code_change(monkeypatch, project), tmp_path)
+    task = new_card(db, "Count", "create n.txt with 1")
+    assert (await engine.tick(task)).outcome == "paused"
+    for n in (2, 3):
+        reply = Reply(f"c{n}", f"revise: append {n} to n.txt", "ann", FakeClock().now())
+        assert (await engine.tick(task, replies=[reply])).outcome == "paused"
+        assert last_run(db, task).ctx["round"] == n
+    last = Reply("c4", "revise: append 4 to n.txt", "ann", FakeClock().now())
+    report = await engine.tick(task, replies=[last])
+    assert report.outcome == "finished"
+    run = last_run(db, task)
+    assert run.status == "failed"
+    assert "revise asked after round 3 of 3: no rounds left" in str(run.ctx["last_error"])
+    assert "append 4 to n.txt" in str(run.ctx["last_error"])
+    worktree = Path(str(run.workspace_path))
+    assert (worktree / "n.txt").read_text() == "1\n2\n3\n"  # kept, with its work, for a look
+
+
+async def test_a_failing_test_command_is_shown_to_the_reviewer(
+    monkeypatch: pytest.MonkeyPatch, project: Path, tmp_path: Path
+) -> None:
+    factory = code_change(monkeypatch, project, test_command="git diff --check HEAD")
+    db, engine = engine_for(factory, tmp_path)
+    task = new_card(db, "Spaces", 'create s.txt with "trailing space "')
+    report = await engine.tick(task)
+    assert report.outcome == "paused"
+    question = report.steps[-1].message
+    assert "TESTS FAILED" in question and "git exited with 2" in question
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"command": "no-such-coding-agent -p"}, "NFACTORY_CODER_COMMAND: 'no-such-coding-agent'"),
+        ({"test_command": "no-such-test-runner"}, "NFACTORY_CODER_TEST_COMMAND: 'no-such-test"),
+    ],
+)
+async def test_a_command_that_does_not_exist_fails_the_card_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, project: Path, tmp_path: Path, env: dict[str, str], says: str
+) -> None:
+    db, engine = engine_for(code_change(monkeypatch, project, **env), tmp_path)
+    task = new_card(db, "Anything", "create a.txt with a")
+    assert (await engine.tick(task)).outcome == "finished"
+    run = last_run(db, task)
+    assert run.status == "failed" and says in str(run.ctx["last_error"])
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("PUSH", "maybe", "NFACTORY_CODER_PUSH: "),
+        ("COMMAND", 'claude -p "unclosed', "NFACTORY_CODER_COMMAND: cannot be split"),
+        ("TIMEOUT_SECONDS", "0", "NFACTORY_CODER_TIMEOUT_SECONDS: "),
+        ("TEST_COMMAND", "  ", "NFACTORY_CODER_TEST_COMMAND: is empty"),
+    ],
+)
+def test_a_bad_setting_stops_the_workflow_loading_naming_it(
+    monkeypatch: pytest.MonkeyPatch, fresh_machine: None, name: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(f"NFACTORY_CODER_{name}", value)
+    catalog = load_factories([WORKFLOW])
+    assert "code_change" not in catalog.factories
+    (problem,) = catalog.errors
+    assert says in problem.message and "\n" not in problem.message
