@@ -60,6 +60,9 @@ DEFAULT_TEST_COMMAND = "git diff --check HEAD"
 DEFAULT_IDENTITY = ("notion-factory", "notion-factory@localhost")
 GIT_SECONDS = 300.0  # one git command (a push over a slow link included)
 ROUND_HEADING = "Changes requested (round {n}):"  # the stand-in follows what comes after
+# The agent acts on a card's text, which anyone on the board can write: it gets
+# the worker's environment without the worker's own secrets.
+WITHHELD_ENV = {"NOTION_TOKEN": "", "NOTION_WEBHOOK_SECRET": ""}
 
 
 class CoderSettings(BaseSettings):
@@ -312,7 +315,7 @@ def make_agents(settings: CoderSettings) -> dict[str, Callable[[AgentInput], Awa
         round_no = int(inp.ctx.get("round", 1))
         prompt = build_prompt(inp.title, inp.context, round_no, str(inp.ctx.get("revise_note", "")))
         argv = agent_argv(settings.command, prompt)
-        run = command_agent(argv, cwd=cwd, timeout=settings.timeout_seconds)
+        run = command_agent(argv, cwd=cwd, env=WITHHELD_ENV, timeout=settings.timeout_seconds)
         try:
             result = await run(inp)
         except FileNotFoundError:
@@ -325,7 +328,7 @@ def make_agents(settings: CoderSettings) -> dict[str, Callable[[AgentInput], Awa
     async def test(inp: AgentInput) -> dict[str, Any]:
         cwd = worktree(inp)
         argv = shlex.split(settings.test_command)
-        run = command_agent(argv, cwd=cwd, timeout=settings.timeout_seconds)
+        run = command_agent(argv, cwd=cwd, env=WITHHELD_ENV, timeout=settings.timeout_seconds)
         try:
             result = await run(inp)
         except FileNotFoundError:

@@ -6,7 +6,9 @@ subprocess, the real notion-client against the emulator over HTTP.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -285,3 +287,19 @@ def test_a_bad_setting_stops_the_workflow_loading_naming_it(
     assert "code_change" not in catalog.factories
     (problem,) = catalog.errors
     assert says in problem.message and "\n" not in problem.message
+
+
+async def test_the_agent_and_the_tests_never_see_the_notion_secrets(
+    monkeypatch: pytest.MonkeyPatch, project: Path, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("NOTION_TOKEN", "ntn_not_for_agents_0123456789")
+    monkeypatch.setenv("NOTION_WEBHOOK_SECRET", "whsec_not_for_agents")
+    names = "('NOTION_TOKEN', 'NOTION_WEBHOOK_SECRET')"
+    show = f"import os; print('seen:', [os.environ.get(k, '') for k in {names}])"
+    command = shlex.join([sys.executable, "-c", show, "--"])  # the prompt lands after --
+    factory = code_change(monkeypatch, project, command=command, test_command=command)
+    db, engine = engine_for(factory, tmp_path)
+    report = await engine.tick(new_card(db, "Look around", "print the environment"))
+    pages = "\n".join(step.page for step in report.steps)
+    assert pages.count("seen: ['', '']") == 2, pages  # the agent's page and the tests' page
+    assert "not_for_agents" not in pages
