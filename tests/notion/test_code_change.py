@@ -303,3 +303,18 @@ async def test_the_agent_and_the_tests_never_see_the_notion_secrets(
     pages = "\n".join(step.page for step in report.steps)
     assert pages.count("seen: ['', '']") == 2, pages  # the agent's page and the tests' page
     assert "not_for_agents" not in pages
+
+
+def test_env_example_documents_every_coder_setting_with_its_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_machine: None
+) -> None:
+    from workflows.code_change import CoderSettings, load_settings
+
+    example = (WORKFLOW.parents[1] / ".env.example").read_text()
+    readme = (WORKFLOW.parents[1] / "README.md").read_text()
+    for name in CoderSettings.model_fields:
+        assert f"NFACTORY_CODER_{name.upper()}=" in example, name
+        assert f"`NFACTORY_CODER_{name.upper()}`" in readme, name
+    (tmp_path / ".env").write_text(example)
+    monkeypatch.chdir(tmp_path)
+    assert load_settings() == CoderSettings.model_construct()  # the documented defaults
