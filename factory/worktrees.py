@@ -115,20 +115,26 @@ def source(spec: GitWorkspace, home: Path) -> tuple[Path, Path]:
 
 
 def ensure_mirror(spec: GitWorkspace, home: Path, *, refresh: bool) -> Path:
-    """The URL's mirror clone, made on first use; `refresh` fetches (offline: kept as is)."""
+    """The URL's cached bare clone, made on first use; `refresh` fetches (offline: the cached
+    copy serves)."""
     mirror, _ = source(spec, home)
     if not (mirror / "HEAD").exists():
         ensure_private_dir(mirror.parent)
         _ignore_everything(home / ".nfactory")
         staging = mirror.with_name(f".{mirror.name}.{os.getpid()}.tmp")
-        git(["clone", "--mirror", "--quiet", "--", spec.location, str(staging)], mirror.parent)
+        git(["clone", "--bare", "--quiet", "--", spec.location, str(staging)], mirror.parent)
+        # Upstream branches as origin/*, never as local branches: a mirror's pruning fetch
+        # would delete the runs' own nfactory/* branches, and with them their work.
+        git(["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], staging)
+        git(["fetch", "--quiet", "--tags", "origin"], staging)
+        git(["remote", "set-head", "origin", "--auto"], staging, check=False)
         try:
             staging.rename(mirror)  # another worker may have cloned it meanwhile: theirs wins
         except OSError:
             git(["worktree", "prune"], mirror.parent, check=False)
             _remove_tree(staging)
     elif refresh:
-        fetched = git(["fetch", "--prune", "--quiet", "origin"], mirror, check=False)
+        fetched = git(["fetch", "--prune", "--quiet", "--tags", "origin"], mirror, check=False)
         if fetched.returncode != 0:
             log.warning(
                 "workspace: fetching %s failed (%s); new worktrees start from the cached copy",
@@ -138,15 +144,17 @@ def ensure_mirror(spec: GitWorkspace, home: Path, *, refresh: bool) -> Path:
     return mirror
 
 
-def resolve_base(repo: Path, base: str) -> str:
-    """The commit `base` names in `repo`, or a WorkspaceError saying what is missing."""
-    found = git(
-        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{base}^{{commit}}"],
-        repo,
-        check=False,
-    )
-    if found.returncode == 0 and found.stdout.strip():
-        return found.stdout.strip()
+def resolve_base(repo: Path, base: str, *, upstream: bool = False) -> str:
+    """The commit `base` names in `repo` (in a URL's cache, `upstream`, the remote's branch
+    first), or a WorkspaceError saying what is missing."""
+    for ref in (f"origin/{base}", base) if upstream else (base,):
+        found = git(
+            ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"],
+            repo,
+            check=False,
+        )
+        if found.returncode == 0 and found.stdout.strip():
+            return found.stdout.strip()
     refs = git(["for-each-ref", "--count=1", "--format=%(refname)"], repo, check=False)
     if not refs.stdout.strip():
         raise WorkspaceError(
@@ -165,7 +173,7 @@ def check(spec: GitWorkspace, home: Path) -> str:
             )
         mirror, _ = source(spec, home)
         if (mirror / "HEAD").exists():
-            sha = resolve_base(mirror, spec.base)
+            sha = resolve_base(mirror, spec.base, upstream=True)
             return f"{spec.location} at {spec.base} ({sha[:10]}), mirror {mirror}"
         return f"{spec.location} is reachable (cloned on first use into {mirror})"
     repo, root = source(spec, home)
@@ -218,7 +226,7 @@ def _ensure(spec: GitWorkspace, branch: str, recorded: str | None, home: Path) -
             git(["worktree", "add", "--quiet", str(path), branch], repo)
             return Prepared(path, branch, "reattached")
         case "create":
-            sha = resolve_base(repo, spec.base)
+            sha = resolve_base(repo, spec.base, upstream=spec.is_url)
             _prepare_root(root)
             git(["worktree", "add", "--quiet", "-b", branch, str(path), sha], repo)
             return Prepared(path, branch, "created", sha)
