@@ -307,7 +307,13 @@ def make_agents(settings: CoderSettings) -> dict[str, Callable[[AgentInput], Awa
                 fenced(clip(request, 1_000)),
             ]
         )
-        data = {"round": 1, "base_commit": base.strip(), "branch": branch.strip()}
+        steps = "implement, test, review" + (", commit, push" if settings.push else ", commit")
+        data = {
+            "plan": f"{steps} on {branch.strip()}, at most {MAX_ROUNDS} rounds",
+            "round": 1,
+            "base_commit": base.strip(),
+            "branch": branch.strip(),
+        }
         return {"status": "done", "data": data, "page": page, "message": "plan written"}
 
     async def implement(inp: AgentInput) -> dict[str, Any]:

@@ -127,6 +127,7 @@ async def test_revise_then_approve_commits_on_the_runs_branch(
     assert "+Bye" in world.markdown(page)
     ctx = run_ctx(world, page)
     assert ctx["round"] == 2 and ctx["revise_note"] == "append Bye to greeting.txt"
+    assert str(ctx["plan"]).startswith("implement, test, review, commit on nfactory/")
 
     world.comment(page, "approve")
     await world.until(lambda: world.column(page) == "Done")
