@@ -252,14 +252,15 @@ def worktree(inp: AgentInput) -> Path:
 
 
 async def identity_args(cwd: Path) -> list[str]:
-    """`-c user.name=… -c user.email=…` only where git would otherwise know nobody."""
+    """`-c user.name=… -c user.email=…` where git's config has none.
+
+    GIT_AUTHOR_* / GIT_COMMITTER_* in the environment still win over these, as
+    over any config; without them a fresh machine would refuse to commit.
+    """
     args: list[str] = []
-    for key, value, env in (
-        ("user.name", DEFAULT_IDENTITY[0], "GIT_AUTHOR_NAME"),
-        ("user.email", DEFAULT_IDENTITY[1], "GIT_AUTHOR_EMAIL"),
-    ):
+    for key, value in zip(("user.name", "user.email"), DEFAULT_IDENTITY, strict=True):
         code, out, _ = await git(cwd, "config", "--get", key, check=False)
-        if (code != 0 or not out.strip()) and not os.environ.get(env):
+        if code != 0 or not out.strip():
             args += ["-c", f"{key}={value}"]
     return args
 

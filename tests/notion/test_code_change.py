@@ -319,3 +319,18 @@ def test_env_example_documents_every_coder_setting_with_its_default(
     (tmp_path / ".env").write_text(example)
     monkeypatch.chdir(tmp_path)
     assert load_settings() == CoderSettings.model_construct()  # the documented defaults
+
+
+async def test_git_identity_from_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, project: Path, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Bea")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "bea@example.com")
+    db, engine = engine_for(code_change(monkeypatch, project), tmp_path)
+    task = new_card(db, "Signed", "create s.txt with s")
+    assert (await engine.tick(task)).outcome == "paused"
+    reply = Reply("c1", "approve", "ann", FakeClock().now())
+    assert (await engine.tick(task, replies=[reply])).outcome == "finished"
+    branch = str(last_run(db, task).ctx["branch"])
+    who = git(project, "log", "-1", "--format=%an <%ae>|%cn <%ce>", branch).strip()
+    assert who == f"Bea <bea@example.com>|{FRESH_IDENTITY}"
