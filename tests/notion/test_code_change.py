@@ -331,6 +331,8 @@ async def test_git_identity_from_the_environment_wins(
     assert (await engine.tick(task)).outcome == "paused"
     reply = Reply("c1", "approve", "ann", FakeClock().now())
     assert (await engine.tick(task, replies=[reply])).outcome == "finished"
-    branch = str(last_run(db, task).ctx["branch"])
+    run = last_run(db, task)
+    assert run.status == "done", run.ctx.get("last_error")
+    branch = str(run.ctx["branch"])
     who = git(project, "log", "-1", "--format=%an <%ae>|%cn <%ce>", branch).strip()
     assert who == f"Bea <bea@example.com>|{FRESH_IDENTITY}"
