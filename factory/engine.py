@@ -401,7 +401,11 @@ class _Tick:
         current: repo.RunRow = await self._read(repo.get_run, run.id)
         branch = current.workspace_branch or branch_name(task.title, run.id)
         try:
-            made = await run_io(worktrees.ensure, spec, branch, current.workspace_state, Path.cwd())
+            # a first clone of a URL or a large checkout may outlast the lease: keep it alive
+            async with self._heartbeat():
+                made = await run_io(
+                    worktrees.ensure, spec, branch, current.workspace_state, Path.cwd()
+                )
         except worktrees.WorkspaceError as exc:
             log.warning("task %s: workspace problem: %s", task.id, exc)
             return WorkspaceFailed(f"workspace: {exc}")
