@@ -120,6 +120,8 @@ def command_agent(
             *args,
             cwd=_working_dir(cwd, inp),
             env={**os.environ, **(env or {})},
+            # EOF at once: an agent reading stdin (`codex exec` does) must not wait on ours
+            stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # its own process group, so a timeout kills its children too

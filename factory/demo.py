@@ -9,8 +9,12 @@ with a summary. Exit status 0 only if every card ended in the column it should.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +49,11 @@ class Card:
     factory: str
     title: str
     expected: str  # the column it must end in
+    body: str = ""  # the card's description
+    reply: str = REPLY  # what the person answers its question with
+
+
+CODER_CARD = "Add a greeting to the project"
 
 
 CARDS = (
@@ -53,6 +62,14 @@ CARDS = (
     Card("triage", "Lunch", "Blocked"),
     Card("writing", "Release notes for 2.4", "Done"),
     Card("report", "System report", "Done"),
+    # the stand-in coding agent follows the description in the run's own git worktree
+    Card(
+        "code_change",
+        CODER_CARD,
+        "Done",
+        body="create GREETING.md with Hello from notion-factory",
+        reply="approve",
+    ),
     Card("translate", "Translate the docs", "Blocked"),  # no such factory
 )
 
@@ -69,7 +86,44 @@ To run the same worker against your real Notion board:
 
 def run_demo(console: Console) -> int:
     with tempfile.TemporaryDirectory(prefix="nfactory-demo-") as tmp:
-        return asyncio.run(_demo(console, Path(tmp)))
+        project = make_project(Path(tmp) / "project")
+        # the coding card works on this throwaway repository with the offline stand-in,
+        # whatever the environment or a .env says
+        with coder_settings(
+            NFACTORY_CODER_REPO=str(project),
+            NFACTORY_CODER_COMMAND="",
+            NFACTORY_CODER_TEST_COMMAND="git diff --check HEAD",
+            NFACTORY_CODER_PUSH="0",
+        ):
+            return asyncio.run(_demo(console, Path(tmp), project))
+
+
+def make_project(path: Path) -> Path:
+    """A git repository with one commit, for the coding card's worktree."""
+    path.mkdir()
+    (path / "README.md").write_text("# Demo project\n")
+    who = ["-c", "user.name=notion-factory demo", "-c", "user.email=demo@localhost"]
+    for args in (
+        ["init", "--quiet", "--initial-branch=main"],
+        ["add", "README.md"],
+        [*who, "commit", "--quiet", "-m", "Start the demo project"],
+    ):
+        subprocess.run(["git", *args], cwd=path, check=True, capture_output=True, timeout=60)
+    return path
+
+
+@contextlib.contextmanager
+def coder_settings(**values: str) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _column(emu: EmulatorServer, page_id: str) -> str:
@@ -87,7 +141,7 @@ def _bot_asked(emu: EmulatorServer, page_id: str, bot_id: str) -> bool:
         )
 
 
-async def _demo(console: Console, tmp: Path) -> int:
+async def _demo(console: Console, tmp: Path, project: Path) -> int:
     started = time.monotonic()
     quiet_chatty_loggers()
     catalog = load_factories([Path(workflows.__file__).parent])
@@ -119,10 +173,14 @@ async def _demo(console: Console, tmp: Path) -> int:
             )
             pages = []
             for card in CARDS:  # a person adds the cards in Queue
-                body = {
-                    "parent": {"data_source_id": source},
-                    "properties": new_card_properties(card.title, card.factory),
-                }
+                props = new_card_properties(card.title, card.factory)
+                if card.body:  # a card with a description (the control API makes none)
+                    made_page = await client.create_page(
+                        {"data_source_id": source}, props, markdown=card.body
+                    )
+                    pages.append(made_page["id"])
+                    continue
+                body = {"parent": {"data_source_id": source}, "properties": props}
                 pages.append((await control.post("/_emulator/pages", json=body)).json()["id"])
             console.print(f"board ready, {len(CARDS)} cards in Queue; starting the worker\n")
             worker = Worker(
@@ -136,6 +194,7 @@ async def _demo(console: Console, tmp: Path) -> int:
             await _watch(console, emu, control, db, pages, me["id"], started)
             await worker.stop(grace=10)
             ok = _summary(console, emu, db, client, pages)
+            ok &= _show_commit(console, db, pages, project)
         finally:
             await client.aclose()
             await control.aclose()
@@ -175,14 +234,43 @@ async def _watch(  # type: ignore[no-untyped-def]
                 console.print(f"  {elapsed:5.1f}s  {card.title:<42} {seen[page]:>9} → {column}")
                 seen[page] = column
             if column == "Feedback" and page not in answered and _bot_asked(emu, page, bot_id):
-                await control.post("/_emulator/comments", json={"page_id": page, "text": REPLY})
+                reply = {"page_id": page, "text": card.reply}
+                await control.post("/_emulator/comments", json=reply)
                 answered.add(page)
                 elapsed = time.monotonic() - started
-                console.print(f"  {elapsed:5.1f}s  a person replies on {card.title!r}: {REPLY!r}")
+                console.print(
+                    f"  {elapsed:5.1f}s  a person replies on {card.title!r}: {card.reply!r}"
+                )
         if all(c in TERMINAL for c in seen.values()) and backlog(db) == 0:
             return
         await asyncio.sleep(0.25)
     console.print(f"[red]gave up waiting after {DEADLINE_SECONDS}s[/red]")
+
+
+def _show_commit(console: Console, db, pages: list[str], project: Path) -> bool:  # type: ignore[no-untyped-def]
+    """The coding card's work: its branch and commit in the throwaway repository."""
+    page = next(p for c, p in zip(CARDS, pages, strict=True) if c.title == CODER_CARD)
+    with db.connect() as conn:
+        run = repo.latest_run(conn, repo.find_task(conn, page).id)
+    ctx = run.ctx if run else {}
+    branch, commit = ctx.get("branch"), ctx.get("commit")
+    if not branch or not commit:
+        console.print(f"[red]{CODER_CARD!r} made no commit[/red]")
+        return False
+    shown = subprocess.run(
+        ["git", "log", "-1", "--stat", "--format=%h %s", str(commit)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    console.print(
+        f"\n{CODER_CARD!r}: commit {str(commit)[:12]} on branch {branch} "
+        f"(in the demo's throwaway repository {project}):",
+        highlight=False,
+    )
+    console.print(shown.stdout.rstrip(), highlight=False)
+    return shown.returncode == 0
 
 
 def _summary(

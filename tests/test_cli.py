@@ -30,6 +30,7 @@ def clean_env(tmp: Path, **settings: str) -> dict[str, str]:
     env.update(
         NFACTORY_DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite'}",
         NFACTORY_WORKFLOWS=str(REPO / "workflows"),
+        NFACTORY_CODER_REPO=str(REPO),  # the bundled code_change needs a git repository
         COLUMNS="200",
     )
     env.update(settings)
@@ -145,7 +146,7 @@ def test_triage_ends_done_for_a_bug_and_blocked_for_a_card_without_keywords(cli:
 def test_factories_json_lists_the_bundled_factories(cli: Cli) -> None:
     doc = one_json(cli("factories", "--json"))
     by_id = {f["id"]: f for f in doc["factories"]}
-    assert set(by_id) == {"report", "triage", "writing"}
+    assert set(by_id) == {"code_change", "report", "triage", "writing"}
     assert by_id["writing"]["start"] == "draft"
     assert "approval" in by_id["writing"]["states"]
     assert by_id["triage"]["source"] == str(REPO / "workflows" / "triage.py")
@@ -162,7 +163,7 @@ def test_failures_exit_non_zero_with_one_line_on_stderr(cli: Cli, tmp_path: Path
         (
             ("task", "create", "--factory", "nope", "--title", "x"),
             {},
-            "unknown factory 'nope'; known factories: report, triage, writing",
+            "unknown factory 'nope'; known factories: code_change, report, triage, writing",
         ),
         (
             ("task", "reply", "--task", queued, "--text", "hello"),

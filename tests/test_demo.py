@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,4 +20,8 @@ def test_demo_runs_every_card_to_its_column(tmp_path: Path) -> None:
     assert "a person replies on 'Release notes for 2.4'" in out
     assert "Feedback → Done" in out and "Queue → Blocked" in out
     assert "0 rate limited" in out
+    # the coding card: reviewed with "approve", committed on its own branch
+    assert "a person replies on 'Add a greeting to the project': 'approve'" in out
+    assert re.search(r"commit [0-9a-f]{12} on branch nfactory/add-a-greeting-to-the-project-", out)
+    assert "GREETING.md | 1 +" in out
     assert "Traceback" not in done.stderr and "skipped" not in done.stderr

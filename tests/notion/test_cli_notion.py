@@ -45,6 +45,7 @@ def test_setup_doctor_create_and_tick_on_a_notion_board(
         "NOTION_BASE_URL": emulator.base_url,
         "NFACTORY_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
         "NFACTORY_WORKFLOWS": str(WORKFLOWS),
+        "NFACTORY_CODER_REPO": str(WORKFLOWS.parent),  # code_change needs a git repository
     }
     no_board = cli(tmp_path, env, "doctor")
     assert no_board.returncode == 1 and "NOTION_BOARD_ID is not set" in no_board.stdout
@@ -96,6 +97,7 @@ def test_a_wrong_token_is_one_clear_line_without_the_token(
         "NOTION_BOARD_ID": "8c5e4ba2-2fb5-4a5e-9b2a-1d2f1b0c9e11",
         "NFACTORY_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
         "NFACTORY_WORKFLOWS": str(WORKFLOWS),
+        "NFACTORY_CODER_REPO": str(WORKFLOWS.parent),  # code_change needs a git repository
     }
     doctor = cli(tmp_path, env, "doctor")
     assert doctor.returncode == 1

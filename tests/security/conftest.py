@@ -64,6 +64,8 @@ class Cli:
             "NOTION_BASE_URL": self.emulator.base_url,
             "NFACTORY_DATABASE_URL": f"sqlite:///{self.folder / 'db.sqlite'}",
             "NFACTORY_WORKFLOWS": str(WORKFLOWS),
+            # the bundled code_change needs a git repository: this project's own
+            "NFACTORY_CODER_REPO": str(WORKFLOWS.parent),
             **self.env,
         }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -46,3 +47,22 @@ async def test_timeout_kills_the_process_group_and_fails(tmp_path: Path) -> None
     assert result.status == "failed" and "timed out after 0.3 s" in result.message
     await asyncio.sleep(2.2)
     assert not marker.exists()
+
+
+async def test_a_command_never_waits_on_the_workers_own_stdin() -> None:
+    """Agents like `codex exec` read stdin when it is not a terminal: they must see EOF.
+
+    The worker's stdin here is a pipe nobody writes to or closes, as under a
+    supervisor; a command inheriting it would wait until its timeout.
+    """
+    read_end, write_end = os.pipe()
+    saved = os.dup(0)
+    os.dup2(read_end, 0)
+    try:
+        agent = command_agent(["cat"], timeout=30)
+        result = parse_result(await agent(inp()), "s")
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, read_end, write_end):
+            os.close(fd)
+    assert result.status == "done", result.message
