@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
-from factory.store.tables import outbox, task_progress
+from factory.store.tables import outbox, task_progress, tasks
 
 
 def _upsert(conn: Connection, task_id: str, now: datetime, **values: object) -> None:
@@ -79,3 +79,13 @@ def log_settled(conn: Connection, task_id: str) -> bool:
         .limit(1)
     ).first()
     return delivered is not None and waiting is None
+
+
+def running_cards(conn: Connection, task_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """task id -> (title, current state) for the live view's running cards."""
+    if not task_ids:
+        return {}
+    rows = conn.execute(
+        select(tasks.c.id, tasks.c.title, tasks.c.step).where(tasks.c.id.in_(task_ids))
+    )
+    return {r.id: (r.title, r.step or "") for r in rows}
