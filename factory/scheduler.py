@@ -42,6 +42,7 @@ class WorkerConfig:
     dispatch_seconds: float = 1.0
     shutdown_grace_seconds: float = 30.0
     progress_seconds: float = 15.0  # per card, at most one progress write this often
+    progress_check_seconds: float = 1.0  # how often the progress job looks for due lines
 
 
 @dataclass
@@ -98,8 +99,8 @@ class Worker:
             ("deliver", self.deliver, self.config.deliver_seconds),
         ]
         if isinstance(self.board, ShowsProgress):
-            # looked at every second (a line is due once its card's interval has passed)
-            every = min(1.0, self.config.progress_seconds)
+            # looked at often: a line is due once its card's interval has passed
+            every = min(self.config.progress_check_seconds, self.config.progress_seconds)
             jobs.append(("progress", self.publish_progress, every))
         for job_id, fn, seconds in jobs:
             self.scheduler.add_job(
