@@ -33,6 +33,7 @@ FAST = WorkerConfig(
     deliver_seconds=0.2,
     dispatch_seconds=0.1,
     progress_seconds=INTERVAL,
+    progress_check_seconds=0.2,  # looked at five times per interval: coalescing shows
 )
 
 
