@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+from factory.progress import ProgressUpdate
 
 
 @dataclass(frozen=True)
@@ -81,4 +83,16 @@ class Board(Protocol):
 
     async def replies(self, task_id: str) -> list[Reply]:
         """New human replies on a card in feedback, oldest first (not yet consumed)."""
+        ...
+
+
+@runtime_checkable
+class ShowsProgress(Protocol):
+    """A board that can show a running agent's latest progress line on its card."""
+
+    async def show_progress(self, update: ProgressUpdate) -> bool:
+        """Show `update` on its card. True when a write went out for it (even one that
+        failed: it counts against the card's interval), False when nothing was sent
+        (no spare rate budget now, or the card is not ready for it): try again later.
+        Never waits for rate budget: progress is dropped before deliveries wait."""
         ...

@@ -30,6 +30,7 @@ from factory.cycle import CycleReport, run_cycle, run_task
 from factory.local_board import add_reply
 from factory.runtime import Runtime
 from factory.settings import load_settings
+from factory.store import progress as progress_store
 from factory.store import repo
 from factory.terminal import SafeFormatter, shown
 from factory.unknown import failures
@@ -211,6 +212,7 @@ def status(as_json: JsonOpt = False) -> None:
     rt = runtime()
     with rt.db.connect() as conn:
         rows = repo.list_tasks(conn)
+        progress = progress_store.lines(conn)
     docs = [
         {
             "id": r["id"],
@@ -223,6 +225,7 @@ def status(as_json: JsonOpt = False) -> None:
             "attempts": r["run_attempt"] or 0,
             "transitions": r["run_transitions"] or 0,
             "last_error": r["last_error"],
+            "progress": progress[r["id"]][1] if r["id"] in progress else None,
             "updated_at": r["updated_at"],
         }
         for r in rows
@@ -233,6 +236,8 @@ def status(as_json: JsonOpt = False) -> None:
     table = Table(
         "task", "title", "factory", "state", "column", "attempts", "last error", "updated"
     )
+    if any(d["progress"] for d in docs):
+        table.add_column("progress")
     for d in docs:
         table.add_row(
             d["id"][:8],
@@ -243,6 +248,7 @@ def status(as_json: JsonOpt = False) -> None:
             str(d["attempts"]),
             shown((d["last_error"] or "")[:60]),
             f"{d['updated_at']:%Y-%m-%d %H:%M:%S}",
+            *([shown((d["progress"] or "")[:60])] if len(table.columns) > 8 else []),
         )
     out.print(table)
 

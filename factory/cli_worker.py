@@ -84,6 +84,7 @@ def start(
         poll_seconds=rt.settings.poll_seconds,
         concurrency=rt.settings.concurrency,
         shutdown_grace_seconds=rt.settings.shutdown_grace_seconds,
+        progress_seconds=rt.settings.progress_seconds,
     )
     configure_io(io_threads_for(config.concurrency))
     ports = Ports(webhook_host, webhook_port, metrics_host, metrics_port)

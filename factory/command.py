@@ -6,7 +6,9 @@
 
 A zero exit is `done` with the output on the page; a non-zero exit is
 `failed` with the tail of stderr; a timeout kills the process (and its
-children) and fails the attempt, so retries apply as to any agent.
+children) and fails the attempt, so retries apply as to any agent. While it
+runs, each line it prints on stdout is its progress on the card (the latest
+one shows; `progress=False` keeps them off).
 """
 
 from __future__ import annotations
@@ -105,11 +107,13 @@ def command_agent(
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
+    progress: bool = True,
 ) -> Callable[[AgentInput], Any]:
     """An agent running `argv` (or `argv(input)`); `env` adds to the worker's environment.
 
     It runs in `cwd` when given, else in the run's worktree (`inp.workspace`) for
-    a factory with a workspace, else in the worker's own folder.
+    a factory with a workspace, else in the worker's own folder. With `progress`,
+    each stdout line goes to `inp.progress` as it is printed.
     """
 
     async def run_command(inp: AgentInput) -> dict[str, Any]:
@@ -128,7 +132,9 @@ def command_agent(
         )
         _running.add(proc.pid)
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+            out, err = await asyncio.wait_for(
+                _communicate(proc, inp.progress if progress else None), timeout
+            )
         except TimeoutError:
             await _kill_group(proc)
             message = f"{args[0]} timed out after {timeout:g} s and was killed"
@@ -162,6 +168,44 @@ def _working_dir(cwd: str | Path | None, inp: AgentInput) -> str | None:
     if cwd is not None:
         return str(cwd)
     return str(inp.workspace) if inp.workspace is not None else None
+
+
+# Read in pieces, not lines: a line longer than asyncio's stream limit would raise.
+_READ_BYTES = 65_536
+# A line still unfinished keeps only its end for progress (a progress bar redraws it).
+_PARTIAL_KEEP = 4_096
+
+
+async def _collect(
+    stream: asyncio.StreamReader | None, line: Callable[[str], None] | None
+) -> bytes:
+    """Everything `stream` gives until EOF; each complete line also goes to `line`."""
+    if stream is None:
+        return b""
+    chunks: list[bytes] = []
+    partial = b""
+    while chunk := await stream.read(_READ_BYTES):
+        chunks.append(chunk)
+        if line is None:
+            continue
+        *complete, partial = (partial + chunk).split(b"\n")
+        for raw in complete:
+            # carriage returns redraw a line in place: what shows is the last part
+            line(raw.rsplit(b"\r", 1)[-1].decode(errors="replace"))
+        partial = partial[-_PARTIAL_KEEP:]
+    if line is not None and partial.strip():
+        line(partial.rsplit(b"\r", 1)[-1].decode(errors="replace"))
+    return b"".join(chunks)
+
+
+async def _communicate(
+    proc: asyncio.subprocess.Process, line: Callable[[str], None] | None
+) -> tuple[bytes, bytes]:
+    """proc.communicate(), with stdout's lines handed to `line` as they come."""
+    out, err, _code = await asyncio.gather(
+        _collect(proc.stdout, line), _collect(proc.stderr, None), proc.wait()
+    )
+    return out, err
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:

@@ -37,7 +37,9 @@ from factory.decide import (
 )
 from factory.dsl import Action, Factory, Feedback, Loop, Orchestrate, Terminal
 from factory.effects import Effect, one_line, plan_effects, state_effect
+from factory.progress import Progress
 from factory.results import AgentInput, BadResult, parse_result
+from factory.store import progress as progress_store
 from factory.store import repo
 from factory.store.leases import Lease, LeaseHeld, LeaseLost, claim, holder, release, renew
 from factory.threads import AgentThreads, run_io
@@ -93,6 +95,8 @@ class Engine:
         self.config = config
         self.clock = clock or SystemClock()
         self.agents = AgentThreads(config.agent_threads)
+        # the latest `inp.progress` line of each card whose agent runs here
+        self.progress = Progress()
         # workflow module -> why it failed to load: an unknown factory id may be one of its
         self.unloaded: Mapping[str, str] = dict(unloaded or {})
         # tasks held for an unloaded factory; modules load once per process, so a held task
@@ -196,7 +200,11 @@ class _Tick:
                     pending = []
                 else:
                     problem = await self._prepare_workspace(factory, run, task)
-                    outcome = problem or await self._execute(factory, state, run, task)
+                    try:
+                        outcome = problem or await self._execute(factory, state, run, task)
+                    finally:
+                        # before the commit: no progress of this call lands after its log
+                        await self.engine.progress.finish(task.id)
                 step = decide(factory, run.view(), outcome)
             run = await self._write(self._commit, run, step, started, consumed)
             self.count += 1
@@ -273,6 +281,7 @@ class _Tick:
             tick_id=self.tick_id,
             attempt=run.attempt + 1,
             workspace=self.workspace,
+            progress=self.engine.progress.start(task.id, run.id, run.state_id, task.title),
         )
 
     async def _call(
@@ -375,6 +384,7 @@ class _Tick:
     ) -> repo.RunRow:
         now = self.clock.now()
         effects = plan_effects(step, now, run.transitions + 1)
+        progress_store.clear_line(conn, run.task_id)  # the step's own log says what came of it
         return repo.commit_step(
             conn,
             self.lease,

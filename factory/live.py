@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, select
 from factory.effects import COLUMNS
 from factory.outbox import backlog
 from factory.scheduler import Worker
+from factory.store import progress as progress_store
 from factory.store.tables import tasks
 from factory.terminal import shown
 
@@ -50,16 +51,44 @@ class RequestRate:
         return {**current, "per_minute": current.get("total", 0) - self.samples[0][1]}
 
 
+def elapsed(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+
+
+def running_table(worker: Worker) -> Table:
+    """Each running card: title, state, time since its tick started, last progress line."""
+    stats = worker.stats
+    ids = list(stats.running)
+    with worker.engine.db.connect() as conn:
+        cards = progress_store.running_cards(conn, ids)
+    latest = worker.engine.progress.latest()
+    table = Table("card", "title", "state", "elapsed", "progress", box=None, show_header=True)
+    now = time.monotonic()
+    for task_id, since in sorted(stats.running.items(), key=lambda kv: kv[1]):
+        title, state = cards.get(task_id, ("", ""))
+        update = latest.get(task_id)
+        if update is not None:
+            state = update.state_id  # the agent's state: the card's column lags behind
+        table.add_row(
+            task_id[:8],
+            shown(title[:40]),
+            shown(state),
+            elapsed(now - since),
+            shown(update.line[:80]) if update is not None else "",
+        )
+    return table
+
+
 def render(worker: Worker, requests: Callable[[], dict[str, int]] | None = None) -> Group:
     stats = worker.stats
     db = worker.engine.db
     board = Table.grid(padding=(0, 2))
     counts = column_counts(db, worker.board.id)
     board.add_row(*[f"[bold]{name}[/bold] {n}" for name, n in counts.items()])
-    running = Table("card", "since", box=None, show_header=True)
-    now = time.monotonic()
-    for task_id, since in sorted(stats.running.items(), key=lambda kv: kv[1]):
-        running.add_row(task_id[:8], f"{now - since:5.1f}s")
+    running = running_table(worker)
     info = Table.grid(padding=(0, 2))
     api = requests() if requests else {}
     info.add_row(

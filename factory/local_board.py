@@ -14,6 +14,8 @@ from sqlalchemy import Engine, insert, select
 
 from factory.board import Delivery, PendingEffect, Reply, Sending
 from factory.clock import Clock
+from factory.progress import ProgressUpdate
+from factory.store import progress as progress_store
 from factory.store.repo import LOCAL_BOARD, consumed_comment_ids, get_task
 from factory.store.tables import local_comments, outbox
 from factory.threads import run_io
@@ -75,6 +77,18 @@ class LocalBoard:
 
     async def replies(self, task_id: str) -> list[Reply]:
         return await run_io(self._replies, task_id)
+
+    async def show_progress(self, update: ProgressUpdate) -> bool:
+        """The local card's progress is its row in the database (`nfactory status`)."""
+
+        def work() -> None:
+            with self.db.begin() as conn:
+                progress_store.set_line(
+                    conn, update.task_id, update.state_id, update.line, self.clock.now()
+                )
+
+        await run_io(work)
+        return True
 
     def _replies(self, task_id: str) -> list[Reply]:
         with self.db.connect() as conn:

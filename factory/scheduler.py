@@ -5,7 +5,9 @@ Jobs (each max_instances=1 and coalesced, so a slow run never stacks up):
 - dispatch: start ticks for due cards, at most `concurrency` at once, oldest
   first, so a card that yields goes to the back of the line;
 - feedback: look for human replies on cards waiting in feedback;
-- deliver: drain the outbox to the board.
+- deliver: drain the outbox to the board;
+- progress: show running agents' latest progress lines on their cards, at most
+  one write per card per `progress_seconds`, and only on spare rate budget.
 
 Ticks run as their own asyncio tasks, not inside the dispatch job, so a long
 agent never delays polling, delivery or other cards.
@@ -22,7 +24,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from factory.board import Board
+from factory.board import Board, ShowsProgress
 from factory.cycle import resume_answered
 from factory.engine import Engine, TickReport
 from factory.outbox import DrainReport, drain
@@ -39,6 +41,8 @@ class WorkerConfig:
     deliver_seconds: float = 1.0
     dispatch_seconds: float = 1.0
     shutdown_grace_seconds: float = 30.0
+    progress_seconds: float = 15.0  # per card, at most one progress write this often
+    progress_check_seconds: float = 1.0  # how often the progress job looks for due lines
 
 
 @dataclass
@@ -94,6 +98,10 @@ class Worker:
             ("dispatch", self.dispatch, self.config.dispatch_seconds),
             ("deliver", self.deliver, self.config.deliver_seconds),
         ]
+        if isinstance(self.board, ShowsProgress):
+            # looked at often: a line is due once its card's interval has passed
+            every = min(self.config.progress_check_seconds, self.config.progress_seconds)
+            jobs.append(("progress", self.publish_progress, every))
         for job_id, fn, seconds in jobs:
             self.scheduler.add_job(
                 self._tracked(job_id, fn),
@@ -264,6 +272,30 @@ class Worker:
         if report.delivered or report.failed:
             self.on_change()
         return report
+
+    async def publish_progress(self) -> int:
+        """Show each running agent's changed line on its card; the number of writes."""
+        if not isinstance(self.board, ShowsProgress):
+            return 0
+        progress = self.engine.progress
+        writes = 0
+        for update in progress.due(self.config.progress_seconds):
+            try:
+                async with progress.publishing(update) as sent:
+                    try:
+                        wrote = await self.board.show_progress(update)
+                    except Exception as exc:
+                        # it may have sent something: the card waits its interval anyway
+                        wrote = True
+                        self._failed(f"progress {update.task_id[:8]}", exc)
+                    if wrote:
+                        sent()
+                        writes += 1
+            except LookupError:
+                continue  # its agent ended meanwhile: its step's log says the rest
+        if writes:
+            self.on_change()
+        return writes
 
     # -- bookkeeping -----------------------------------------------------------------
 

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(default=10.0, ge=0.5, le=3600.0)
     concurrency: int = Field(default=4, ge=1, le=256)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
+    # A running agent's latest progress line goes to its card at most this often.
+    progress_seconds: float = Field(default=15.0, ge=1.0, le=3600.0)
 
     @field_validator("workflows", mode="before")
     @classmethod

@@ -203,3 +203,16 @@ webhook_events = Table(
     Column("type", String(64), nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
 )
+
+# The latest progress line of a card's running agent, for `nfactory status` and the
+# board: one row per card, overwritten (progress is never history). `block_id` is the
+# Notion block showing it, kept until the step's delivery removes that block.
+task_progress = Table(
+    "task_progress",
+    metadata,
+    Column("task_id", String(36), ForeignKey("tasks.id"), primary_key=True),
+    Column("state_id", String(200), nullable=False, server_default=""),
+    Column("line", Text),  # NULL once the agent's step is committed
+    Column("block_id", String(64)),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

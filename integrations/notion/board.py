@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select
 
 from factory.board import Delivery, PendingEffect, Reply, Sending
+from factory.progress import ProgressUpdate
 from factory.store import repo
 from factory.store.tables import outbox
 from factory.threads import run_io
@@ -17,6 +18,7 @@ from integrations.notion.deliver import NotionDeliverer
 from integrations.notion.errors import NotionError
 from integrations.notion.feedback import answering, author_of, new_replies
 from integrations.notion.intake import IntakeReport, poll
+from integrations.notion.progress import NotionProgress
 from integrations.notion.repliers import ANYONE, Repliers, UserDirectory
 from integrations.notion.retry import doubt_grace
 
@@ -69,7 +71,8 @@ class NotionBoard:
         self.repliers = repliers or ANYONE
         # Who is a person: filled at open, then one lookup per author not seen yet.
         self.directory = directory or UserDirectory(client)
-        self.deliverer = NotionDeliverer(client, db, bot_id)
+        self.progress = NotionProgress(client, db, bot_id)
+        self.deliverer = NotionDeliverer(client, db, bot_id, self.progress)
         # a write the client gave up on may still be applied: outlast any request it lets run
         self.doubt_grace = doubt_grace(
             timeout=client.timeout,
@@ -87,6 +90,9 @@ class NotionBoard:
         self, effects: Sequence[PendingEffect], sending: Sending | None = None
     ) -> list[Delivery]:
         return await self.deliverer.deliver(effects, sending)
+
+    async def show_progress(self, update: ProgressUpdate) -> bool:
+        return await self.progress.show(update)
 
     async def replies(self, task_id: str) -> list[Reply]:
         task, question, consumed = await run_io(self._feedback_state, task_id)

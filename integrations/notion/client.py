@@ -68,6 +68,8 @@ class ClientStats:
     """What this client sent; the CLI and the benchmarks print it."""
 
     total: int = 0  # requests sent, retries included
+    spare: int = 0  # of which sent on spare budget only (progress lines), never waited for
+    skipped: int = 0  # spare-budget requests not sent: no budget to spare then
     retries: int = 0
     rate_limited: int = 0  # 429 and 529 answers received
     by_endpoint: dict[str, int] = field(default_factory=dict)  # "METHOD /v1/path/{id}" -> sent
@@ -93,6 +95,10 @@ class ClientStats:
             text += " (errors: " + ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items()))
             text += ")"
         return text
+
+
+class NoSpareBudget(Exception):
+    """A spare-budget request was not sent: the rate budget has nothing to spare now."""
 
 
 def _rich_title(title: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -181,6 +187,7 @@ class NotionClient:
         query: Json | None = None,
         idempotent: bool = True,
         on_send: OnSend | None = None,
+        spare: bool = False,
     ) -> Json:
         """One API call, retried as the retry policy allows; raises NotionError.
 
@@ -189,6 +196,8 @@ class NotionClient:
         and the error says so (`maybe_applied`) so the caller can check first.
         `on_send` is awaited as each attempt really goes out (after the wait for
         the rate limit), so a caller can stamp the write's own send time.
+        With spare=True the call never waits: it goes once, at once, if the bucket has
+        a token to spare (else NoSpareBudget, nothing sent), and is not retried.
         """
         method = method.upper()
         path = normalise_path(path)
@@ -203,7 +212,13 @@ class NotionClient:
             raise bad_path
         attempt = 0
         while True:
-            await self.bucket.acquire()
+            if spare:
+                if not self.bucket.try_spare():
+                    self.stats.skipped += 1
+                    raise NoSpareBudget(endpoint)
+                self.stats.spare += 1
+            else:
+                await self.bucket.acquire()
             if on_send is not None:
                 await on_send()
             self._count_sent(endpoint, objects)
@@ -218,8 +233,11 @@ class NotionClient:
             rate_limited = error.status in RATE_STATUSES
             if rate_limited:
                 self.stats.rate_limited += 1
+            if spare and rate_limited:
+                # not retried, but told to slow down all the same: everyone waits
+                self.bucket.pause_until(self.bucket.clock() + (retry_after or self.backoff_cap))
             delay = None
-            if attempt + 1 < self.max_attempts:
+            if attempt + 1 < self.max_attempts and not spare:
                 delay = retry_delay(
                     attempt,
                     error.status,
@@ -431,13 +449,25 @@ class NotionClient:
         after: str | None = None,
         *,
         on_send: OnSend | None = None,
+        spare: bool = False,
     ) -> Json:
         body: Json = {"children": children}
         if after:
             body["after"] = after
         return await self.request(
-            "PATCH", f"blocks/{block_id}/children", body=body, idempotent=False, on_send=on_send
+            "PATCH",
+            f"blocks/{block_id}/children",
+            body=body,
+            idempotent=False,
+            on_send=on_send,
+            spare=spare,
         )
+
+    async def update_block(self, block_id: str, body: Json, *, spare: bool = False) -> Json:
+        return await self.request("PATCH", f"blocks/{block_id}", body=body, spare=spare)
+
+    async def delete_block(self, block_id: str) -> Json:
+        return await self.request("DELETE", f"blocks/{block_id}")
 
     async def list_children_all(self, block_id: str) -> list[Json]:
         return await self._all("GET", f"blocks/{block_id}/children")

@@ -34,6 +34,7 @@ from integrations.notion.markdown import (
     markdown_to_blocks,
     split_bot_section,
 )
+from integrations.notion.progress import NotionProgress
 from integrations.notion.richtext import plain
 
 
@@ -77,16 +78,30 @@ def stamp(sending: Sending | None, effects: Sequence[PendingEffect]) -> OnSend |
 
 
 class NotionDeliverer:
-    def __init__(self, client: NotionClient, db: Engine, bot_id: str) -> None:
+    def __init__(
+        self,
+        client: NotionClient,
+        db: Engine,
+        bot_id: str,
+        progress: NotionProgress | None = None,
+    ) -> None:
         self.client = client
         self.db = db
         self.bot_id = bot_id
+        self.progress = progress or NotionProgress(client, db, bot_id)
 
     async def deliver(
         self, effects: Sequence[PendingEffect], sending: Sending | None = None
     ) -> list[Delivery]:
         if not effects:
             return []
+        # never at once with a progress write to the same card (see NotionProgress)
+        async with self.progress.card(effects[0].task_id):
+            return await self._deliver(effects, sending)
+
+    async def _deliver(
+        self, effects: Sequence[PendingEffect], sending: Sending | None
+    ) -> list[Delivery]:
         page_id = effects[0].external_id
         if page_id is None:
             error = "task has no Notion page (created on the local board?)"
@@ -145,6 +160,8 @@ class NotionDeliverer:
     async def _append(
         self, page_id: str, writes: list[PendingEffect], sending: Sending | None
     ) -> None:
+        # the running agent's progress line goes first: the log then reads in order
+        await self.progress.remove(writes[0].task_id, page_id)
         with_header = not self._has_section(writes[0].task_id)
         if any(e.in_doubt for e in writes):
             page = await self.client.get_markdown(page_id)

@@ -61,6 +61,22 @@ def take(state: BucketState, now: float, rate: float, burst: float) -> tuple[Buc
     return BucketState(max(0.0, current.tokens - 1), current.updated), 0.0
 
 
+def take_spare(
+    state: BucketState, now: float, rate: float, burst: float, reserve: float
+) -> tuple[BucketState, bool]:
+    """Spend one token only if `reserve` more stay behind (and no pause is on).
+
+    For writes that may be dropped (progress lines): they never wait, and never take
+    the token a delivery arriving next would need, so they never delay one.
+    """
+    if now < state.updated:
+        return state, False
+    current = refill(state, now, rate, burst)
+    if current.tokens < 1 + reserve - _EPSILON:
+        return current, False
+    return BucketState(current.tokens - 1, current.updated), True
+
+
 def pause(state: BucketState, now: float, until: float, rate: float, burst: float) -> BucketState:
     """Nothing is admitted before `until`; afterwards traffic resumes at the steady rate.
 
@@ -112,6 +128,15 @@ class TokenBucket:
         with self._state_lock:
             self.state, wait = take(self.state, self.clock(), self.rate, self.burst)
         return wait
+
+    def try_spare(self, reserve: float = 1.0) -> bool:
+        """Spend a token now only if `reserve` more remain and nobody is waiting for one."""
+        lock = self._locks.get(asyncio.get_running_loop())
+        if lock is not None and lock.locked():
+            return False  # a caller is queued for a token: it goes first
+        with self._state_lock:
+            self.state, ok = take_spare(self.state, self.clock(), self.rate, self.burst, reserve)
+        return ok
 
     async def acquire(self) -> None:
         """Wait for and spend one token."""

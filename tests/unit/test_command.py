@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from factory import command_agent
@@ -66,3 +67,48 @@ async def test_a_command_never_waits_on_the_workers_own_stdin() -> None:
         for fd in (saved, read_end, write_end):
             os.close(fd)
     assert result.status == "done", result.message
+
+
+def streaming_script(gate: Path) -> str:
+    # prints a line, then waits (up to 60 s) for the test to have seen it before going on
+    return (
+        "import sys, time, pathlib\n"
+        "print('step 1: cloning', flush=True)\n"
+        f"gate = pathlib.Path({str(gate)!r})\n"
+        "for _ in range(600):\n"
+        "    if gate.exists(): break\n"
+        "    time.sleep(0.1)\n"
+        "print('step 2: tests \\x1b[32mpassed\\x1b[0m', flush=True)\n"
+        "sys.stdout.write('50%\\r100% done')\n"
+    )
+
+
+async def test_stdout_lines_reach_progress_while_the_command_runs(tmp_path: Path) -> None:
+    gate = tmp_path / "seen"
+    lines: list[str] = []
+
+    def progress(text: str) -> None:
+        lines.append(text)
+        if "step 1" in text:
+            gate.touch()  # the command goes on only once its first line arrived here
+
+    agent = command_agent([sys.executable, "-c", streaming_script(gate)], timeout=60)
+    result = parse_result(await agent(inp_with(progress)), "s")
+    assert result.status == "done"
+    assert lines[0] == "step 1: cloning"
+    assert "step 2: tests" in lines[1] and lines[-1] == "100% done"
+    # the full output is still on the page, as before
+    assert "step 1: cloning" in result.page and "100% done" in result.page
+
+
+async def test_progress_false_keeps_lines_off(tmp_path: Path) -> None:
+    lines: list[str] = []
+    script = "print('a'); print('b')"
+    agent = command_agent([sys.executable, "-c", script], progress=False)
+    result = parse_result(await agent(inp_with(lines.append)), "s")
+    assert result.status == "done" and "\na\nb\n" in result.page
+    assert lines == []
+
+
+def inp_with(progress: Callable[[str], None]) -> AgentInput:
+    return AgentInput("t", "title", "prompt", "context", {}, "s", "r", "k", 1, progress=progress)

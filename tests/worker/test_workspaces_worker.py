@@ -91,8 +91,10 @@ def test_two_cards_edit_the_same_file_each_in_its_own_worktree(
         # the card shows Done once its effects are delivered, which may be before the
         # tick has cleaned its worktree up: wait for both
         wait_for(
-            lambda: stage.all_terminal(pages)
-            and [r["workspace_state"] for r in database.runs()] == ["removed", "removed"],
+            lambda: (
+                stage.all_terminal(pages)
+                and [r["workspace_state"] for r in database.runs()] == ["removed", "removed"]
+            ),
             90,
             "both cards to finish and their worktrees to be removed",
             explain=lambda: f"{database.statuses()}\n{worker.logs()[-3000:]}",

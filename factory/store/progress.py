@@ -1,0 +1,91 @@
+"""SQL for progress lines: one row per card, overwritten, never history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, update
+
+from factory.store.tables import outbox, task_progress, tasks
+
+
+def _upsert(conn: Connection, task_id: str, now: datetime, **values: object) -> None:
+    # one writer per card (its lease holder), so update-then-insert cannot race itself
+    done = conn.execute(
+        update(task_progress)
+        .where(task_progress.c.task_id == task_id)
+        .values(updated_at=now, **values)
+    )
+    if done.rowcount == 0:
+        conn.execute(insert(task_progress).values(task_id=task_id, updated_at=now, **values))
+
+
+def set_line(conn: Connection, task_id: str, state_id: str, line: str, now: datetime) -> None:
+    _upsert(conn, task_id, now, state_id=state_id, line=line)
+
+
+def clear_line(conn: Connection, task_id: str) -> None:
+    """The agent's step is committed: its progress line is history now."""
+    conn.execute(
+        update(task_progress)
+        .where(task_progress.c.task_id == task_id, task_progress.c.line.is_not(None))
+        .values(line=None)
+    )
+
+
+def lines(conn: Connection) -> dict[str, tuple[str, str]]:
+    """task id -> (state, latest line) for every card with an agent reporting now."""
+    rows = conn.execute(
+        select(task_progress.c.task_id, task_progress.c.state_id, task_progress.c.line).where(
+            task_progress.c.line.is_not(None)
+        )
+    )
+    return {r.task_id: (r.state_id, r.line) for r in rows}
+
+
+def set_block(conn: Connection, task_id: str, block_id: str, now: datetime) -> None:
+    _upsert(conn, task_id, now, block_id=block_id)
+
+
+def get_block(conn: Connection, task_id: str) -> str | None:
+    return conn.execute(
+        select(task_progress.c.block_id).where(task_progress.c.task_id == task_id)
+    ).scalar_one_or_none()
+
+
+def forget_block(conn: Connection, task_id: str, block_id: str) -> None:
+    """The block is gone from the page (removed by us, or by a person)."""
+    conn.execute(
+        update(task_progress)
+        .where(task_progress.c.task_id == task_id, task_progress.c.block_id == block_id)
+        .values(block_id=None)
+    )
+
+
+def log_settled(conn: Connection, task_id: str) -> bool:
+    """The card's log section exists and no log or page output waits to be appended:
+    a progress block appended now sits under the latest log line."""
+    kinds = ("log", "page")
+    delivered = conn.execute(
+        select(outbox.c.id)
+        .where(outbox.c.task_id == task_id, outbox.c.kind.in_(kinds))
+        .where(outbox.c.status == "delivered")
+        .limit(1)
+    ).first()
+    waiting = conn.execute(
+        select(outbox.c.id)
+        .where(outbox.c.task_id == task_id, outbox.c.kind.in_(kinds))
+        .where(outbox.c.status.in_(("pending", "sending")))
+        .limit(1)
+    ).first()
+    return delivered is not None and waiting is None
+
+
+def running_cards(conn: Connection, task_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """task id -> (title, current state) for the live view's running cards."""
+    if not task_ids:
+        return {}
+    rows = conn.execute(
+        select(tasks.c.id, tasks.c.title, tasks.c.step).where(tasks.c.id.in_(task_ids))
+    )
+    return {r.id: (r.title, r.step or "") for r in rows}

@@ -1,0 +1,88 @@
+"""Progress on the local board: `nfactory status` and the live view show the latest line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from factory import AgentInput, action, define_factory, done, failed
+from factory.clock import SystemClock
+from factory.live import running_table
+from factory.local_board import LocalBoard
+from factory.scheduler import Worker, WorkerConfig
+from factory.store.db import open_database
+from tests.engine.helpers import make_engine, new_task, task
+from tests.test_cli import NFACTORY, clean_env
+
+FAST = WorkerConfig(
+    poll_seconds=0.2, concurrency=2, deliver_seconds=0.1, dispatch_seconds=0.05, progress_seconds=1
+)
+
+
+def status(tmp_path: Path) -> dict[str, Any]:
+    result = subprocess.run(
+        [str(NFACTORY), "status", "--json"],
+        cwd=tmp_path,
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return {t["title"]: t for t in json.loads(result.stdout)["tasks"]}
+
+
+async def test_status_and_live_view_show_the_running_agents_latest_line(tmp_path: Path) -> None:
+    go = threading.Event()
+
+    def agent(inp: AgentInput) -> dict[str, Any]:
+        n = 0
+        while not go.wait(0.05):
+            n += 1
+            inp.progress(f"compiling module {n}")
+            if n > 1200:
+                break
+        return {"status": "done"}
+
+    factory = define_factory(
+        id="p",
+        start="compile",
+        states={
+            "compile": action(agent, on={"done": "end", "failed": "x"}),
+            "end": done(),
+            "x": failed(),
+        },
+    )
+    db = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    engine = make_engine(db, factory, clock=SystemClock())  # type: ignore[arg-type]
+    title = "Build \x1b[31mred[/] card"
+    task_id = new_task(db, "p", title)
+    worker = Worker(engine, LocalBoard(db, SystemClock()), FAST)
+    worker.start()
+    try:
+        async with asyncio.timeout(60):
+            while "compiling module" not in str(  # noqa: ASYNC110 - the line is in the database
+                (await asyncio.to_thread(status, tmp_path))[title]["progress"]
+            ):
+                await asyncio.sleep(0.2)
+
+        console = Console(record=True, width=200, force_terminal=False)
+        console.print(running_table(worker))
+        view = console.export_text()
+        assert "compile" in view and "compiling module" in view and "0m0" in view
+        assert "\\x1b[31mred[/] card" in view  # the title shown, its escape made visible
+    finally:
+        go.set()
+        async with asyncio.timeout(60):
+            while task(db, task_id).status != "done":  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        await worker.stop(grace=10)
+    # done: the line is history, the card's log says what came of it
+    assert (await asyncio.to_thread(status, tmp_path))[title]["progress"] is None
+    db.dispose()
