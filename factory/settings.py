@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(default=10.0, ge=0.5, le=3600.0)
     concurrency: int = Field(default=4, ge=1, le=256)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
+    # A stopped command_agent (card cancelled, timeout, worker exit): SIGTERM to its
+    # process group, then SIGKILL after this many seconds if anything of it is left.
+    cancel_grace_seconds: float = Field(default=10.0, ge=0.0, le=3600.0)
 
     @field_validator("workflows", mode="before")
     @classmethod
