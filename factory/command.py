@@ -215,8 +215,11 @@ async def _read_into(stream: asyncio.StreamReader, buffer: bytearray) -> None:
 
 
 async def _exited(proc: asyncio.subprocess.Process, readers: list[asyncio.Task[None]]) -> None:
-    """The command exited and its output is read to the end."""
-    await asyncio.gather(*readers)
+    """The command exited and its output is read to the end. Cancelled, it leaves the
+    readers running (asyncio.wait, not gather): a stopped command's last words count."""
+    await asyncio.wait(readers)
+    for reader in readers:
+        reader.result()
     await proc.wait()
 
 
