@@ -6,6 +6,9 @@ the reason and the output the command had written."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,6 +67,14 @@ def pids(cwd: Path) -> list[int]:
     return [int(line) for line in (cwd / "pids.txt").read_text().split()]
 
 
+def kill_leftovers(cwd: Path) -> None:
+    """A failed test must not leave its command looping: it runs in its own session."""
+    for pid in pids(cwd):
+        if not group_gone(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
 def wait_for_agent(cwd: Path, worker: Worker, n: int = 1) -> int:
     wait_for(lambda: len(pids(cwd)) >= n, 30, "the command to start", explain=worker.logs)
     return pids(cwd)[-1]
@@ -104,6 +115,7 @@ def test_moving_the_card_to_cancelled_stops_its_command_within_the_poll_plus_5s(
         code, _ = worker.terminate(within=20)
     finally:
         worker.kill()
+        kill_leftovers(tmp_path)
     assert code == 0, worker.logs()
     assert stage.column(page) == "Cancelled"
     reason = "cancelled by a person moving the card to Cancelled while 'build' was running"
@@ -158,6 +170,7 @@ def test_nfactory_task_cancel_stops_the_command_on_the_local_board(
         code, _ = worker.terminate(within=20)
     finally:
         worker.kill()
+        kill_leftovers(tmp_path)
     assert code == 0, worker.logs()
     reason = "cancelled by `nfactory task cancel` while 'build' was running"
     shown = cli(tmp_path, env, "status", "--json")
@@ -203,6 +216,7 @@ def test_a_cancel_seen_by_another_worker_stops_the_agent_where_it_runs(
         a.kill()
         if b is not None:
             b.kill()
+        kill_leftovers(tmp_path)
     (last,) = [t for t in pg_db.transitions() if t["reason"] == "run.cancelled"]
     assert last["worker_id"] == "a"  # stopped where it ran
     assert last["error"] == (
