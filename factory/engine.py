@@ -410,11 +410,12 @@ class _Tick:
             waiter: asyncio.Future[None] = loop.create_future()
             self.engine._cancel_watchers.add(waiter)
             try:
-                await asyncio.wait_for(waiter, every)
-            except TimeoutError:
-                pass
+                # asyncio.wait, not wait_for: on Python 3.11 wait_for swallows a cancel that
+                # lands as the waiter completes, and the heartbeat then waits on this forever
+                await asyncio.wait({waiter}, timeout=every)
             finally:
                 self.engine._cancel_watchers.discard(waiter)
+                waiter.cancel()
             try:
                 by = await self._read(repo.cancel_request, self.lease.task_id)
             except Exception:  # a database hiccup: the next check may pass

@@ -184,3 +184,24 @@ async def test_a_finished_task_cannot_be_asked_to_cancel(db: Database) -> None:
         assert not repo.request_cancel(conn, tid, FakeClock().now())
         assert repo.cancel_request(conn, tid) is None
     assert task(db, tid).status == "done"
+
+
+async def test_checks_woken_all_the_time_never_hang_a_tick(db: Database) -> None:
+    """Intake wakes the cancel watchers at any moment, also just as a tick cancels its
+    watcher: the tick must still end (on Python 3.11 asyncio.wait_for swallowed a cancel
+    landing as its future completed, and the tick waited for its watcher forever)."""
+    engine = make_engine(db, one_state(lambda inp: {"status": "done"}))
+
+    async def intake_waking() -> None:
+        while True:
+            engine.check_cancels_now()
+            await asyncio.sleep(0)
+
+    waker = asyncio.create_task(intake_waking())
+    try:
+        for _ in range(30):
+            tid = new_task(db, "cx")
+            report = await asyncio.wait_for(engine.tick(tid), 15)
+            assert report.status == "done"
+    finally:
+        waker.cancel()
