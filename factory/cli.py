@@ -133,6 +133,35 @@ def task_reply(
     out.print(f"reply recorded for {task_id}; `nfactory tick` resumes it")
 
 
+@task_app.command("cancel")
+@command
+def task_cancel(task: TaskOpt) -> None:
+    """Cancel a card (task id, prefix or card page id): its running agent is stopped and
+    the card ends Cancelled, on the local board or a Notion board alike."""
+    rt = runtime()
+    at = now()
+    with rt.db.begin() as conn:
+        found = repo.find_task(conn, task)
+        asked = repo.request_cancel(conn, found.id, at, by="`nfactory task cancel`")
+        current = repo.get_task(conn, found.id)
+    if not asked:
+        raise ValueError(
+            f"task {found.id} has already finished ({current.status}); nothing to cancel"
+        )
+    live = current.lease_owner is not None and (
+        current.lease_expires_at is not None and current.lease_expires_at > at
+    )
+    if live:
+        where = (
+            f"running {shown(current.step or '-')} on worker {shown(current.lease_owner or '?')}"
+        )
+        then = "its agent is stopped within seconds and the card ends Cancelled"
+    else:
+        where = current.status
+        then = "it ends Cancelled at its next tick (`nfactory start`, `tick` or `run`)"
+    out.print(f"cancel requested for {found.id} ({where}); {then}", highlight=False)
+
+
 @app.command()
 @command
 def run(task: TaskOpt) -> None:

@@ -109,8 +109,10 @@ def _run(main: Coroutine[Any, Any, int]) -> NoReturn:
     _exit_now(code)
 
 
-def _exit_now(code: int) -> NoReturn:
-    kill_running_commands()  # their own sessions would outlive us; none runs after a stop
+def _exit_now(code: int, grace: float | None = None) -> NoReturn:
+    # their own sessions would outlive us; none runs after a stop. SIGTERM, then SIGKILL
+    # after `grace` (default NFACTORY_CANCEL_GRACE_SECONDS; 0 when stopping at once)
+    kill_running_commands(grace)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -140,7 +142,7 @@ async def _serve(  # type: ignore[no-untyped-def]
         else:
             # Committed work is safe in the database; leases simply expire.
             log.warning("stopping at once")
-            _exit_now(130)
+            _exit_now(130, grace=0)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)

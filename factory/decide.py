@@ -8,7 +8,7 @@ raises on user mistakes, so every routing rule is testable on its own.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from factory.dsl import Action, Backoff, Factory, Feedback, Loop, Orchestrate, Retries, Terminal
@@ -61,7 +61,11 @@ class Replied:
 
 @dataclass(frozen=True)
 class Cancelled:
+    """A cancel request, seen between transitions or while the state's agent ran."""
+
     by: str = "a person"
+    interrupted: bool = False  # the state's agent was running and was stopped
+    partial: str = ""  # markdown: what the interrupted agent had output so far
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,7 @@ def cap_reached(run: RunView, cap: int = TRANSITION_CAP) -> Step | None:
 def decide(factory: Factory, run: RunView, outcome: Outcome) -> Step:
     """The next step for `run`, standing in its state, given what executing that state gave."""
     if isinstance(outcome, Cancelled):
-        return _stop(run, "cancelled", "run.cancelled", "cancelled", f"cancelled by {outcome.by}")
+        return _cancel(factory, run, outcome)
     if isinstance(outcome, WorkspaceFailed):
         return _stop(run, "workspace", "run.workspace", "blocked", outcome.error)
     state = factory.states[run.state_id]
@@ -342,6 +346,17 @@ def _stop(
         iterations=dict(run.iterations),
         error=error,
     )
+
+
+def _cancel(factory: Factory, run: RunView, outcome: Cancelled) -> Step:
+    if outcome.interrupted:
+        error = f"cancelled by {outcome.by} while {run.state_id!r} was running"
+    elif isinstance(factory.states.get(run.state_id), Feedback):
+        error = f"cancelled by {outcome.by} while {run.state_id!r} waited for a reply"
+    else:
+        error = f"cancelled by {outcome.by} before {run.state_id!r} ran"
+    step = _stop(run, "cancelled", "run.cancelled", "cancelled", error)
+    return replace(step, page=outcome.partial)
 
 
 def _no_route(state_id: str, what: str, event: str, routes: Mapping[str, str]) -> str:

@@ -74,7 +74,8 @@ def summary(step: Step, transitions: int) -> str:
         case "blocked":
             return f"Blocked at {step.to_state!r}: {step.error or step.message or 'see the log'}"
         case "cancelled":
-            return f"Cancelled at {step.from_state!r} after {transitions} transitions."
+            reason = step.error or "cancel requested"
+            return f"Cancelled at {step.from_state!r} after {transitions} transitions: {reason}."
     return ""
 
 

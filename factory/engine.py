@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from factory.decide import (
 )
 from factory.dsl import Action, Factory, Feedback, Loop, Orchestrate, Terminal
 from factory.effects import Effect, one_line, plan_effects, state_effect
+from factory.interrupt import Partial, use_partial
 from factory.progress import Progress
 from factory.results import AgentInput, BadResult, parse_result
 from factory.store import progress as progress_store
@@ -79,6 +80,10 @@ class EngineConfig:
     max_inline_backoff_seconds: float = 10.0
     transition_cap: int = 200
     agent_threads: int = 5  # sync agent calls at once (runtime: concurrency + 1)
+    # While user code runs, the task's cancel request is read this often (one primary-key
+    # read; never less often than the lease is renewed), so a card moved to Cancelled, or
+    # `nfactory task cancel`, reaches its agent in about this long after the request lands.
+    cancel_check_seconds: float = 1.0
 
 
 class Engine:
@@ -102,6 +107,15 @@ class Engine:
         # tasks held for an unloaded factory; modules load once per process, so a held task
         # stays held until a restart and need not be claimed again
         self.held: set[str] = set()
+        # cancel watchers of agents running now, waiting for their next check
+        self._cancel_watchers: set[asyncio.Future[None]] = set()
+
+    def check_cancels_now(self) -> None:
+        """Have every running agent's cancel watcher read its request now, not at its next
+        check (intake has just taken in the board's changes, cancels among them)."""
+        for waiter in list(self._cancel_watchers):
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def tick(
         self, task_id: str, *, strict: bool = False, replies: Sequence[Reply] = ()
@@ -189,7 +203,7 @@ class _Tick:
             if step is None:
                 state = factory.states[run.state_id]
                 if task.cancel_requested:
-                    outcome: Outcome = Cancelled()
+                    outcome: Outcome = Cancelled(task.cancel_reason or "a person")
                 elif isinstance(state, Feedback):
                     if not pending:
                         return self._report("paused", "feedback", f"waiting in {run.state_id!r}")
@@ -202,6 +216,8 @@ class _Tick:
                     problem = await self._prepare_workspace(factory, run, task)
                     try:
                         outcome = problem or await self._execute(factory, state, run, task)
+                    except _CancelRequested as stop:
+                        outcome = Cancelled(stop.by, interrupted=True, partial=stop.partial)
                     finally:
                         # before the commit: no progress of this call lands after its log
                         await self.engine.progress.finish(task.id)
@@ -218,8 +234,9 @@ class _Tick:
                 delay = step.retry_delay_ms / 1000
                 if delay > self.config.max_inline_backoff_seconds:
                     return self._report("backoff", "running", f"retry in {delay:.1f}s")
-                async with self._heartbeat():
-                    await self.clock.sleep(delay)
+                async with self._heartbeat() as cancelled:
+                    # a cancel request ends the wait; the next pass sees it and stops the run
+                    await _first(self.clock.sleep(delay), cancelled)
         return self._report("yielded", run.status, "transition budget for this tick used")
 
     # -- executing states (user code) ------------------------------------------------
@@ -292,35 +309,85 @@ class _Tick:
         state_id: str,
         what: str,
     ) -> Any:
-        async with self._heartbeat():
+        """Run user code under the heartbeat. A cancel request seen meanwhile stops it (async
+        code is cancelled, a sync call's thread abandoned) and raises _CancelRequested."""
+        async with self._heartbeat() as cancelled:
+            partial = Partial()
+            work = asyncio.create_task(
+                self._user_code(fn, arg, time_limit, state_id, what, partial)
+            )
             try:
-                if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-                    getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
-                ):
-                    result = await asyncio.wait_for(fn(arg), time_limit)
-                else:
-                    # sync user code runs in a thread of its own, never one the worker's
-                    # database work or this heartbeat needs; past its timeout it runs on there
-                    label = f"{what} in state {state_id!r} of task {self.lease.task_id[:8]}"
-                    result = await self.engine.agents.run(fn, arg, label, time_limit)
-                if inspect.isawaitable(result):
-                    result = await asyncio.wait_for(result, time_limit)
-                return result
-            except TimeoutError:
-                raise _UserCodeFailed(
-                    f"state {state_id!r}: {what} timed out after {time_limit:g} s"
-                ) from None
-            except asyncio.CancelledError:
+                await asyncio.wait({work, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:  # the tick itself (a stop whose grace ran out)
+                work.cancel()
+                await asyncio.wait({work})  # its own cleanup first: a command's process group
                 raise
-            except Exception as exc:
-                log.debug("user code raised in %s", state_id, exc_info=True)
-                raise _UserCodeFailed(
-                    f"state {state_id!r}: {what} raised {type(exc).__name__}: {exc}"
-                ) from exc
+            if not cancelled.done():
+                return work.result()
+            by = cancelled.result()
+            log.info(
+                "task %s: cancel requested by %s; stopping the %s in state %r",
+                self.lease.task_id[:8],
+                by,
+                what,
+                state_id,
+            )
+            # even a call that returned just now: the person asked to stop, its result is
+            # not acted on
+            work.cancel()
+            await asyncio.wait({work})  # a command_agent: until its process group is gone
+            if not work.cancelled() and work.exception() is not None:
+                log.debug("user code in %s ended with an error as it was cancelled", state_id)
+            raise _CancelRequested(by, partial.markdown)
+
+    async def _user_code(
+        self,
+        fn: Callable[..., Any],
+        arg: Any,
+        time_limit: float | None,
+        state_id: str,
+        what: str,
+        partial: Partial,
+    ) -> Any:
+        use_partial(partial)  # this task's context: the agent hands its partial output here
+        try:
+            if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+                getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
+            ):
+                result = await asyncio.wait_for(fn(arg), time_limit)
+            else:
+                # sync user code runs in a thread of its own, never one the worker's
+                # database work or this heartbeat needs; past its timeout it runs on there
+                label = f"{what} in state {state_id!r} of task {self.lease.task_id[:8]}"
+                try:
+                    result = await self.engine.agents.run(fn, arg, label, time_limit)
+                except asyncio.CancelledError:
+                    partial.parts.append(
+                        f"The {what} (a plain function) could not be stopped: its thread "
+                        "runs on until it returns, and whatever it returns is ignored."
+                    )
+                    raise
+            if inspect.isawaitable(result):
+                result = await asyncio.wait_for(result, time_limit)
+            return result
+        except TimeoutError:
+            raise _UserCodeFailed(
+                f"state {state_id!r}: {what} timed out after {time_limit:g} s"
+            ) from None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("user code raised in %s", state_id, exc_info=True)
+            raise _UserCodeFailed(
+                f"state {state_id!r}: {what} raised {type(exc).__name__}: {exc}"
+            ) from exc
 
     @contextlib.asynccontextmanager
-    async def _heartbeat(self) -> AsyncIterator[None]:
-        """Renew the lease while user code runs; a lost lease surfaces when it returns."""
+    async def _heartbeat(self) -> AsyncIterator[asyncio.Task[str]]:
+        """Renew the lease while user code runs; a lost lease surfaces when it returns.
+
+        Yields a task that ends, with who asked, once the task's cancel request is seen.
+        """
         lost: list[LeaseLost] = []
 
         async def beat() -> None:
@@ -338,14 +405,40 @@ class _Tick:
                     log.warning("lease heartbeat failed for %s", self.lease.task_id, exc_info=True)
 
         beater = asyncio.create_task(beat())
+        watcher = asyncio.create_task(self._watch_cancel())
         try:
-            yield
+            yield watcher
         finally:
-            beater.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beater
+            for helper in (beater, watcher):
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
         if lost:
             raise lost[0]
+
+    async def _watch_cancel(self) -> str:
+        """Who asked to cancel, once the task's cancel request is seen: read every
+        cancel_check_seconds (at least as often as the lease is renewed), and at once
+        when the engine is told to check (intake saw the board change)."""
+        every = min(self.config.cancel_check_seconds, self.config.lease_seconds / 3)
+        loop = asyncio.get_running_loop()
+        while True:
+            waiter: asyncio.Future[None] = loop.create_future()
+            self.engine._cancel_watchers.add(waiter)
+            try:
+                # asyncio.wait, not wait_for: on Python 3.11 wait_for swallows a cancel that
+                # lands as the waiter completes, and the heartbeat then waits on this forever
+                await asyncio.wait({waiter}, timeout=every)
+            finally:
+                self.engine._cancel_watchers.discard(waiter)
+                waiter.cancel()
+            try:
+                by = await self._read(repo.cancel_request, self.lease.task_id)
+            except Exception:  # a database hiccup: the next check may pass
+                log.warning("cancel check failed for %s", self.lease.task_id, exc_info=True)
+                continue
+            if by is not None:
+                return str(by)
 
     # -- persistence ------------------------------------------------------------------
 
@@ -516,3 +609,24 @@ def _code(text: str) -> str:
 
 class _UserCodeFailed(Exception):
     """User code raised or timed out; the message names the state."""
+
+
+class _CancelRequested(Exception):
+    """The task's cancel request was seen while user code ran; the code was stopped."""
+
+    def __init__(self, by: str, partial: str) -> None:
+        super().__init__(f"cancelled by {by}")
+        self.by = by
+        self.partial = partial
+
+
+async def _first(aw: Awaitable[Any], cancelled: asyncio.Task[str]) -> None:
+    """Await `aw` unless the cancel watcher fires first (then `aw` is abandoned)."""
+    work = asyncio.ensure_future(aw)
+    try:
+        await asyncio.wait({work, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work

@@ -8,6 +8,7 @@ from sqlalchemy import Engine as Database
 
 from factory.board import Board
 from factory.clock import Clock, SystemClock
+from factory.command import set_cancel_grace
 from factory.engine import Engine, EngineConfig
 from factory.loader import Catalog, load_factories, refusal
 from factory.local_board import LocalBoard
@@ -44,6 +45,7 @@ def refuse_to_work(settings: Settings, catalog: Catalog) -> None:
 
 def open_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
+    set_cancel_grace(settings.cancel_grace_seconds)
     db = open_database(settings.database_url)
     catalog = load_factories(settings.workflows)
     engine = Engine(db, catalog.factories, engine_config(settings), clock, catalog.unloaded)

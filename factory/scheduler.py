@@ -193,6 +193,9 @@ class Worker:
             self.stats.polls += 1
         except Exception as exc:
             self._failed("intake", exc)
+        # a card moved to Cancelled is now a cancel request in the database: the agents
+        # running here look at once rather than at their next check
+        self.engine.check_cancels_now()
         await self.dispatch()
 
     async def feedback(self) -> None:

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
     # A running agent's latest progress line goes to its card at most this often.
     progress_seconds: float = Field(default=15.0, ge=1.0, le=3600.0)
+    # A stopped command_agent (card cancelled, timeout, worker exit): SIGTERM to its
+    # process group, then SIGKILL after this many seconds if anything of it is left.
+    cancel_grace_seconds: float = Field(default=10.0, ge=0.0, le=3600.0)
 
     @field_validator("workflows", mode="before")
     @classmethod

@@ -184,7 +184,7 @@ class AgentThreads:
             call.given_up = time.monotonic()
             over = sum(1 for c in self._live if c.given_up is not None)
         log.warning(
-            "%s is still running after its caller gave up on it (timeout or stop); "
+            "%s is still running after its caller gave up on it (timeout, stop or cancel); "
             "its thread keeps one of the %d agent slots until it returns "
             "(%d agent call(s) overrunning)",
             call.label,

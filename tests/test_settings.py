@@ -111,6 +111,7 @@ def test_env_example_documents_every_setting_with_its_default(clean: Path) -> No
         ("NFACTORY_MAX_TRANSITIONS_PER_TICK", "500", "less than or equal to 200"),
         ("NFACTORY_WORKER_ID", "", "at least 1 character"),
         ("NFACTORY_MAX_INLINE_BACKOFF_SECONDS", "-1", "greater than or equal to 0"),
+        ("NFACTORY_CANCEL_GRACE_SECONDS", "-5", "greater than or equal to 0"),
     ],
 )
 def test_a_bad_value_is_an_error_naming_the_variable(
@@ -188,3 +189,19 @@ def test_allowed_repliers_are_normalized_and_bad_entries_named(
     monkeypatch.setenv("NFACTORY_ALLOWED_REPLIERS", "boss@example.com,boss")
     with pytest.raises(SettingsError, match=r"^NFACTORY_ALLOWED_REPLIERS: 'boss' is neither"):
         load_notion_settings()
+
+
+def test_the_cancel_grace_reaches_command_agents(
+    clean: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from factory import command
+    from factory.runtime import open_runtime
+
+    assert load_settings().cancel_grace_seconds == 10
+    monkeypatch.setenv("NFACTORY_CANCEL_GRACE_SECONDS", "2.5")
+    monkeypatch.setenv("NFACTORY_DATABASE_URL", f"sqlite:///{clean / 'db.sqlite'}")
+    try:
+        open_runtime(load_settings()).db.dispose()
+        assert command._cancel_grace == 2.5
+    finally:
+        command.set_cancel_grace(command.DEFAULT_CANCEL_GRACE_SECONDS)

@@ -126,6 +126,7 @@ def requeue_card(
             context=context,
             step=None,
             cancel_requested=False,
+            cancel_reason=None,
             last_error=None,
             not_before=None,
             updated_at=now,

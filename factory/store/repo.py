@@ -44,6 +44,7 @@ class TaskRow:
     lease_epoch: int
     created_at: datetime
     updated_at: datetime
+    cancel_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -438,10 +439,32 @@ def list_workspaces(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def request_cancel(conn: Connection, task_id: str, now: datetime) -> None:
-    conn.execute(
-        update(tasks).where(tasks.c.id == task_id).values(cancel_requested=True, updated_at=now)
+ACTIVE_STATUSES = ("queued", "running", "feedback")
+
+
+def request_cancel(conn: Connection, task_id: str, now: datetime, by: str = "a person") -> bool:
+    """Ask the task's run to stop; False when the task has already finished.
+
+    The worker running it notices within a second or so (see Engine) and interrupts
+    its agent; a task not running now ends Cancelled at its next tick.
+    """
+    result = conn.execute(
+        update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.status.in_(ACTIVE_STATUSES))
+        .values(cancel_requested=True, cancel_reason=by[:200], updated_at=now)
     )
+    return result.rowcount == 1
+
+
+def cancel_request(conn: Connection, task_id: str) -> str | None:
+    """Who asked to cancel the task (None: nobody). One primary-key read, cheap enough to
+    make every second while an agent runs."""
+    row = conn.execute(
+        select(tasks.c.cancel_requested, tasks.c.cancel_reason).where(tasks.c.id == task_id)
+    ).one_or_none()
+    if row is None or not row.cancel_requested:
+        return None
+    return row.cancel_reason or "a person"
 
 
 def runnable_task_ids(
@@ -456,7 +479,12 @@ def runnable_task_ids(
     `exclude` names tasks this worker has already decided to leave alone."""
     query = select(tasks.c.id).where(
         tasks.c.board_id == board_id,
-        tasks.c.status.in_(("queued", "running")),
+        or_(
+            tasks.c.status.in_(("queued", "running")),
+            # a card waiting for a reply is ticked only when answered; cancelled, it must
+            # end now, not whenever someone comments
+            and_(tasks.c.status == "feedback", tasks.c.cancel_requested),
+        ),
         or_(tasks.c.not_before.is_(None), tasks.c.not_before <= now),
         or_(tasks.c.lease_owner.is_(None), tasks.c.lease_expires_at < now),
     )

@@ -86,6 +86,8 @@ tasks = Table(
     Column("last_error", Text),
     Column("active_run_id", String(36)),
     Column("cancel_requested", Boolean, nullable=False, default=False),
+    # who or what asked ("a person moving the card to Cancelled"), for the card's reason line
+    Column("cancel_reason", String(200)),
     Column("not_before", UTCDateTime),  # retry backoff: not runnable before this
     Column("lease_owner", String(200)),
     Column("lease_expires_at", UTCDateTime),

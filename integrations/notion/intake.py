@@ -164,7 +164,7 @@ async def _apply(
             report.blocked.append(card.page_id)
     elif action == "cancel" and task is not None:
         with db.begin() as conn:
-            repo.request_cancel(conn, task.task_id, now)
+            repo.request_cancel(conn, task.task_id, now, by=reason)
         report.cancelled.append(card.page_id)
 
 

@@ -96,7 +96,7 @@ CardAction = Literal["create", "block", "cancel", "requeue", "ignore"]
 @dataclass(frozen=True)
 class Decision:
     action: CardAction
-    reason: str = ""
+    reason: str = ""  # for "cancel": who or what asked, as the card's reason line says it
 
 
 def decide_card(
@@ -110,11 +110,11 @@ def decide_card(
     known = set(factories)
     if card.in_trash:
         if task is not None and task.status in ACTIVE:
-            return Decision("cancel", "the card was deleted")
+            return Decision("cancel", "the card being deleted in Notion")
         return Decision("ignore")
     if card.state == "Cancelled":
         if task is not None and task.status in ACTIVE:
-            return Decision("cancel", "moved to Cancelled")
+            return Decision("cancel", "a person moving the card to Cancelled")
         return Decision("ignore")
     if card.state != "Queue":
         return Decision("ignore")

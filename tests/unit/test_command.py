@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from factory import command_agent
+from factory.command import DEFAULT_CANCEL_GRACE_SECONDS, set_cancel_grace
+from factory.interrupt import Partial, use_partial
 from factory.results import AgentInput, parse_result
 
 
@@ -112,3 +117,77 @@ async def test_progress_false_keeps_lines_off(tmp_path: Path) -> None:
 
 def inp_with(progress: Callable[[str], None]) -> AgentInput:
     return AgentInput("t", "title", "prompt", "context", {}, "s", "r", "k", 1, progress=progress)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def _written(path: Path) -> bool:
+    return path.exists() and bool(path.read_text().strip())
+
+
+async def _run_then_cancel(agent, started: Path) -> tuple[float, Partial]:  # type: ignore[no-untyped-def]
+    """Start the agent as the engine would, cancel it once it has started; (seconds from the
+    cancel until the agent returned, what it handed over as partial output)."""
+    partial = Partial()
+
+    async def call() -> object:
+        use_partial(partial)
+        return await agent(inp())
+
+    task = asyncio.create_task(call())
+    for _ in range(400):
+        if _written(started):
+            break
+        await asyncio.sleep(0.05)
+    task.cancel()
+    at = time.monotonic()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return time.monotonic() - at, partial
+
+
+async def test_a_cancelled_command_that_exits_on_sigterm_is_not_sigkilled(tmp_path: Path) -> None:
+    pids, said = tmp_path / "pids", tmp_path / "said"
+    # a shell and its child: both get SIGTERM (the whole group); the shell says goodbye
+    script = (
+        f"trap 'echo bye > {said}; exit 143' TERM; echo $$ > {pids}; echo working; "
+        "while true; do sleep 0.1; done"
+    )
+    took, partial = await _run_then_cancel(command_agent(["sh", "-c", script]), pids)
+    assert said.read_text() == "bye\n"  # SIGTERM reached it and its trap ran
+    assert _gone(int(pids.read_text()))
+    assert took < 5  # the grace is 10 s: it was not waited out
+    assert "working" in partial.markdown and "(SIGTERM)" in partial.markdown
+
+
+async def test_a_cancelled_command_that_ignores_sigterm_is_sigkilled_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    pids = tmp_path / "pids"
+    # SIGTERM ignored by the shell and (inherited) by its children
+    script = f"trap '' TERM; echo $$ > {pids}; echo stubborn; sleep 60 & wait; sleep 60"
+    agent = command_agent(["sh", "-c", script], cancel_grace=1.5)
+    took, partial = await _run_then_cancel(agent, pids)
+    assert took >= 1.4  # it was given the grace
+    assert took < 15
+    assert _gone(int(pids.read_text()))
+    assert "stubborn" in partial.markdown
+    assert "SIGTERM, then SIGKILL after 1.5 s" in partial.markdown
+
+
+async def test_the_cancel_grace_comes_from_the_setting(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    script = f"trap '' TERM; echo $$ > {pids}; sleep 60"
+    set_cancel_grace(0.5)
+    try:
+        took, partial = await _run_then_cancel(command_agent(["sh", "-c", script]), pids)
+    finally:
+        set_cancel_grace(DEFAULT_CANCEL_GRACE_SECONDS)
+    assert 0.4 <= took < 10
+    assert "SIGKILL after 0.5 s" in partial.markdown

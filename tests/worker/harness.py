@@ -124,6 +124,12 @@ class Stage:
         made.raise_for_status()
         return str(made.json()["id"])
 
+    def move(self, page_id: str, column: str) -> None:
+        self.control.patch(
+            f"/_emulator/pages/{page_id}",
+            json={"properties": {"State": {"select": {"name": column}}}},
+        ).raise_for_status()
+
     def comment(self, page_id: str, text: str) -> None:
         self.control.post(
             "/_emulator/comments", json={"page_id": page_id, "text": text}
@@ -192,6 +198,19 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def group_gone(pgid: int) -> bool:
+    """No live process left in process group `pgid` (zombies awaiting their reaper count as
+    gone: they run nothing). Linux /proc."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return False
+    return True
 
 
 # -- the database ------------------------------------------------------------------------
