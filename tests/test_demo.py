@@ -18,7 +18,10 @@ def test_demo_runs_every_card_to_its_column(tmp_path: Path) -> None:
     out = " ".join(done.stdout.split())  # the terminal width decides where lines wrap
     assert "Every card ended where it should." in out, out
     assert "a person replies on 'Release notes for 2.4'" in out
-    assert "Feedback → Done" in out and "Queue → Blocked" in out
+    # the demo prints the columns it sees every quarter second: a card may pass Running
+    # on its way from Feedback to Done, or not, as the machine's load decides
+    assert re.search(r"Release notes for 2\.4 (Feedback|Running) → Done", out), out
+    assert "Queue → Blocked" in out
     assert "0 rate limited" in out
     # the coding card: reviewed with "approve", committed on its own branch
     assert "a person replies on 'Add a greeting to the project': 'approve'" in out
