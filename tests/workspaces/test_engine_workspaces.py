@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from factory import (
 from factory.board import Reply
 from factory.clock import FakeClock
 from factory.dsl import Factory
-from factory.store import boards
+from factory.store import boards, repo
 from factory.store.tables import outbox
 from tests.engine.helpers import make_engine, new_task, run_of, task
 from tests.workspaces.gitrepo import branches, git, log, make_repo, show
@@ -347,3 +348,47 @@ async def test_each_problem_blocks_the_run_with_its_reason(
     assert error.startswith("workspace: ") and reason in error, error
     comments = [str(p["text"]) for kind, p in card_log(db, t) if kind == "comment"]
     assert any(reason in c for c in comments), comments
+
+
+@pytest.mark.parametrize(
+    ("policy", "dirty", "state"),
+    [
+        ("always", False, "removed"),
+        ("always", True, "kept"),
+        ("on_done", False, "kept"),
+    ],
+)
+async def test_a_cancelled_run_ends_through_the_cleanup_policy(
+    db: Database, tmp_path: Path, policy: str, dirty: bool, state: str
+) -> None:
+    """Cancelling mid-command stops the command in the run's worktree, then the worktree is
+    handled as at any other end: removed when the policy says so, kept when it holds work."""
+    origin = make_repo(tmp_path / "project")
+    started = tmp_path / "started"
+    script = (
+        "import pathlib, time\n"
+        + ("pathlib.Path('half-done.txt').write_text('half')\n" if dirty else "")
+        + f"pathlib.Path({str(started)!r}).write_text('yes')\n"
+        + "time.sleep(60)\n"
+    )
+    flow = one_step(command_agent([sys.executable, "-c", script]), origin, cleanup=policy)
+    t = new_task(db, "ws", "Cancel me")
+    engine = make_engine(db, flow)
+
+    async def cancel_when_started() -> None:
+        for _ in range(1500):
+            if started.exists():
+                break
+            await asyncio.sleep(0.02)
+        with db.begin() as conn:
+            assert repo.request_cancel(conn, t, FakeClock().now(), by="the test")
+
+    canceller = asyncio.create_task(cancel_when_started())
+    report = await asyncio.wait_for(engine.tick(t), 60)
+    await canceller
+    assert report.status == "cancelled"
+    run = run_of(db, t)
+    assert run.workspace_state == state
+    assert exists(Path(run.workspace_path or "")) is (state == "kept")
+    if dirty:
+        assert any("it has uncommitted changes" in line for line in log_lines(db, t))
