@@ -31,6 +31,7 @@ from typing import Any
 
 from factory.interrupt import partial_output
 from factory.results import AgentInput
+from factory.terminal import CONTROL_CHARS
 
 Argv = Sequence[str] | Callable[[AgentInput], Sequence[str]]
 
@@ -60,7 +61,6 @@ def last_lines(text: str, n: int) -> str:
     return "\n".join(text.rstrip().splitlines()[-n:])
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # A line that could close a fence: only backticks or tildes (3 or more), maybe indented.
 _FENCE_LIKE = re.compile(r"^([ \t]*)(`{3,}|~{3,})[ \t]*$")
 _ZERO_WIDTH_SPACE = "\u200b"
@@ -73,7 +73,7 @@ def _ansi_c(arg: str) -> str:
     for ch in arg:
         if ch in "\\'":
             out.append("\\" + ch)
-        elif _CONTROL.match(ch):
+        elif CONTROL_CHARS.match(ch):
             code = ord(ch)
             out.append(_C_NAMED.get(ch) or (f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"))
         else:
@@ -88,7 +88,7 @@ def shell_line(argv: Sequence[str]) -> str:
     backticks and escape sequences: quoting keeps each one a single word and
     the whole command a single line.
     """
-    return " ".join(_ansi_c(a) if _CONTROL.search(a) else shlex.quote(a) for a in argv)
+    return " ".join(_ansi_c(a) if CONTROL_CHARS.search(a) else shlex.quote(a) for a in argv)
 
 
 def fenced(text: str, language: str = "") -> str:

@@ -22,9 +22,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from factory.terminal import control_chars
+
 # A line on a card, not a log: long output keeps its start (what the line is about).
 MAX_LINE_CHARS = 300
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = control_chars(keep="\t\n")  # those two are whitespace: collapsed, not dropped
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
 _SPACE = re.compile(r"\s+")
 

@@ -17,10 +17,18 @@ from rich.markup import escape
 
 # C0 controls, DEL, C1 controls, and the bidirectional overrides and isolates
 # that reorder what follows them ("Trojan Source").
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_BUT_NEWLINE = re.compile(
-    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
+_CONTROL_CLASS = "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+
+
+def control_chars(keep: str = "") -> re.Pattern[str]:
+    """A pattern matching one control character, except those in `keep`."""
+    if not keep:
+        return re.compile(_CONTROL_CLASS)
+    return re.compile(f"(?![{re.escape(keep)}]){_CONTROL_CLASS}")
+
+
+CONTROL_CHARS = control_chars()
+_UNSAFE_BUT_NEWLINE = control_chars(keep="\n")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -34,7 +42,7 @@ def _escape_char(match: re.Match[str]) -> str:
 
 def visible(text: str, *, keep_newlines: bool = False) -> str:
     """`text` with every control character written as an escape (`\\x1b`, `\\n`)."""
-    pattern = _UNSAFE_BUT_NEWLINE if keep_newlines else _UNSAFE
+    pattern = _UNSAFE_BUT_NEWLINE if keep_newlines else CONTROL_CHARS
     return pattern.sub(_escape_char, text)
 
 
