@@ -54,25 +54,8 @@ def _py_escape(text: str, quote_char: str | None, ascii_only: bool) -> str:
 
 
 def _bytes_escape(data: bytes, quote_char: str | None) -> str:
-    """The inside of repr() of `data`."""
-    out = []
-    for byte in data:
-        ch = chr(byte)
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == quote_char:
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif 0x20 <= byte < 0x7F:
-            out.append(ch)
-        else:
-            out.append(f"\\x{byte:02x}")
-    return "".join(out)
+    """The inside of repr() of `data`: byte for byte what ascii() does to its Latin-1 text."""
+    return _py_escape(data.decode("latin-1"), quote_char, ascii_only=True)
 
 
 def _encodings(secret: str) -> list[bytes]:
