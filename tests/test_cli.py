@@ -300,15 +300,21 @@ def test_tick_and_start_refuse_when_no_factory_loads(cli: Cli, tmp_path: Path) -
     untouched(cli, task_id)
 
 
-def test_a_card_whose_module_fails_to_import_waits_in_queue_and_runs_once_it_is_fixed(
-    cli: Cli, tmp_path: Path
-) -> None:
+def triage_and_beta(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A workflows folder with the bundled triage and the BETA factory: its module's path,
+    and the settings that load the folder."""
     folder = tmp_path / "flows"
     folder.mkdir()
     (folder / "triage.py").write_text((REPO / "workflows" / "triage.py").read_text())
     beta = folder / "beta.py"
     beta.write_text(BETA)
-    settings = {"NFACTORY_WORKFLOWS": str(folder)}
+    return beta, {"NFACTORY_WORKFLOWS": str(folder)}
+
+
+def test_a_card_whose_module_fails_to_import_waits_in_queue_and_runs_once_it_is_fixed(
+    cli: Cli, tmp_path: Path
+) -> None:
+    beta, settings = triage_and_beta(tmp_path)
     held = create(cli, "beta", "Needs the beta factory", **settings)
     other = create(cli, "triage", "Login crashes with an error", **settings)
 
@@ -348,12 +354,7 @@ def test_a_card_whose_module_fails_to_import_waits_in_queue_and_runs_once_it_is_
 def test_a_factory_unknown_with_every_module_loaded_is_still_blocked(
     cli: Cli, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "flows"
-    folder.mkdir()
-    (folder / "triage.py").write_text((REPO / "workflows" / "triage.py").read_text())
-    beta = folder / "beta.py"
-    beta.write_text(BETA)
-    settings = {"NFACTORY_WORKFLOWS": str(folder)}
+    beta, settings = triage_and_beta(tmp_path)
     task_id = create(cli, "beta", "Needs the beta factory", **settings)
     beta.unlink()  # the factory is gone and nothing failed to load: the card is wrong
 
