@@ -18,11 +18,9 @@ The bound the issue sets is the poll interval plus 5 s. Prints p50 and max per m
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for the harness
+from bench.latency_runs import options, per_mode
 from integrations.notion_emulator.server import EmulatorServer
 from integrations.notion_emulator.traffic import EmulatorConfig
 from tests.worker.harness import Db, Stage, Worker, cli, group_gone, wait_for
@@ -86,22 +85,11 @@ def measure(mode: str, tries: int, poll: float, rate: float, tmp: Path) -> list[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tries", type=int, default=10)
-    parser.add_argument("--poll", type=float, default=10.0, help="NFACTORY_POLL_SECONDS")
-    parser.add_argument("--rate", type=float, default=3.0, help="Notion requests/s; 0 = off")
-    parser.add_argument("--seed", type=int, default=9)
-    opts = parser.parse_args()
-    random.seed(opts.seed)
-    results: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory(prefix="nfactory-bench-") as tmp:
-        for mode in ("moved", "cli"):
-            folder = Path(tmp) / mode
-            folder.mkdir()
-            results[mode] = measure(mode, opts.tries, opts.poll, opts.rate, folder)
+    opts = options(__doc__, "tries", seed=9)
+    results = per_mode(("moved", "cli"), measure, opts)
 
     table = Table(
-        title=f"Cancelled -> the agent's process group gone ({opts.tries} tries, "
+        title=f"Cancelled -> the agent's process group gone ({opts.count} tries, "
         f"NFACTORY_POLL_SECONDS={opts.poll:g}, bound {opts.poll + 5:g} s, "
         f"Notion limit {opts.rate:g} req/s)"
     )

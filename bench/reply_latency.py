@@ -15,11 +15,9 @@ Prints a table with p50/p90 per mode.
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +27,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for the harness
+from bench.latency_runs import options, per_mode
 from factory.store.tables import tasks, transitions
 from integrations.notion_emulator.server import EmulatorServer, free_port
 from integrations.notion_emulator.traffic import EmulatorConfig
@@ -112,22 +111,11 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replies", type=int, default=10)
-    parser.add_argument("--poll", type=float, default=10.0, help="NFACTORY_POLL_SECONDS")
-    parser.add_argument("--rate", type=float, default=3.0, help="Notion requests/s; 0 = off")
-    parser.add_argument("--seed", type=int, default=5)
-    opts = parser.parse_args()
-    random.seed(opts.seed)
-    results: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory(prefix="nfactory-bench-") as tmp:
-        for mode in ("polling", "webhooks"):
-            folder = Path(tmp) / mode
-            folder.mkdir()
-            results[mode] = measure(mode, opts.replies, opts.poll, opts.rate, folder)
+    opts = options(__doc__, "replies", seed=5)
+    results = per_mode(("polling", "webhooks"), measure, opts)
 
     table = Table(
-        title=f"Reply -> card resumes ({opts.replies} replies, "
+        title=f"Reply -> card resumes ({opts.count} replies, "
         f"NFACTORY_POLL_SECONDS={opts.poll:g}, Notion limit {opts.rate:g} req/s)"
     )
     for column in ("mode", "p50 s", "p90 s", "min s", "max s"):
