@@ -35,13 +35,12 @@ async def open_notion_board(
     db: Engine,
     now: datetime,
     *,
-    recheck: bool = False,
     check_repliers: bool = False,
 ) -> AsyncIterator[NotionBoard]:
     """The configured board, ready to poll and deliver.
 
     Opening costs no request while the board and bot ids kept in the database are
-    fresh (integrations/notion/identity.py), two or three otherwise, or with `recheck`.
+    fresh (integrations/notion/identity.py), two or three otherwise.
     Who may answer questions is read on first need (a card in Feedback), or at once
     with `check_repliers` (`start` warns about the allow-list as it starts).
     """
@@ -49,7 +48,7 @@ async def open_notion_board(
     if not board_id:
         raise ValueError("NOTION_BOARD_ID is not set: run `nfactory board setup` first")
     async with make_client(settings) as client:
-        found = await identify(client, db, board_id, now, recheck=recheck)
+        found = await identify(client, db, board_id, now)
         ref = found.board
 
         def register() -> None:
@@ -70,7 +69,10 @@ async def open_notion_board(
             ref.data_source_id,
             found.bot_id,
             allowed=settings.nfactory_allowed_repliers,
-            recheck=_rechecker(client, db, board_id, ref.data_source_id),
+            # asked just now: a failure is not the remembered identity's fault
+            recheck=_rechecker(
+                client, db, board_id, ref.data_source_id, asked=now if found.checked else None
+            ),
         )
         if check_repliers:
             await board.check_repliers()
@@ -82,12 +84,12 @@ def _rechecker(
     db: Engine,
     board_id: str,
     data_source_id: str,
+    asked: datetime | None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Recheck:
     """After a board request failed: ask Notion again which board NOTION_BOARD_ID names
     (at most once per RECHECK_AFTER in a long-lived worker); the caller retries the
     request only when it is still the same data source."""
-    asked: datetime | None = None
 
     async def recheck(exc: NotionError) -> None:
         nonlocal asked

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from factory.board import PendingEffect
 from factory.decide import Step
-import pytest
-
 from factory.effects import SummaryComment, plan_effects
 from factory.outbox import coalesce
 
