@@ -1,4 +1,5 @@
-"""Notion requests the bot spends: one card's journey, and one poll of an idle board.
+"""Notion requests the bot spends: one card's journey, one poll of an idle board, and
+one idle `nfactory tick` (opening the board included).
 
 Run: `.venv/bin/python bench/notion_requests.py [--cards 10000]`. Everything goes
 through the real client against the emulator over HTTP, and the emulator
@@ -26,7 +27,9 @@ from integrations.notion.board import NotionBoard
 from integrations.notion.cards import new_card_properties
 from integrations.notion.client import NotionClient
 from integrations.notion.ratelimit import TokenBucket
+from integrations.notion.settings import NotionSettings
 from integrations.notion.setup import setup_board
+from integrations.notion.wiring import open_notion_board
 from integrations.notion_emulator.clock import ManualClock
 from integrations.notion_emulator.clock import SystemClock as EmulatorClock
 from integrations.notion_emulator.server import EmulatorServer
@@ -87,6 +90,30 @@ async def measure(emu: EmulatorServer, cards: int, tmp: Path) -> list[tuple[str,
     rows.append(
         (
             f"poll of an unchanged {cards:,}-card board",
+            await total(control) - before,
+            time.perf_counter() - started,
+        )
+    )
+
+    # `nfactory tick` from cron on that settled board: open the board, then one cycle
+    settings = NotionSettings(
+        notion_token=emu.token,
+        notion_base_url=emu.base_url,
+        notion_board_id=made.board.database_id,
+        nfactory_allowed_repliers=[root["person_id"]],  # resolved only when a card waits
+        _env_file=None,
+    )
+
+    async def tick() -> None:
+        async with open_notion_board(settings, db, SystemClock().now()) as opened:
+            await run_cycle(engine, opened)
+
+    await tick()  # the first asks Notion which board NOTION_BOARD_ID names and who the bot is
+    before, started = await total(control), time.perf_counter()
+    await tick()
+    rows.append(
+        (
+            f"idle `nfactory tick` on the {cards:,}-card board",
             await total(control) - before,
             time.perf_counter() - started,
         )

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from factory import worktrees
-from factory.cli_shared import command, err, notion_settings, out
+from factory.cli_shared import command, err, notion_settings, now, out
 from factory.loader import Catalog, load_factories
 from factory.redact import redact
 from factory.settings import load_settings
 from factory.store.db import open_database
 from factory.terminal import shown
+from factory.threads import run_io
+
+if TYPE_CHECKING:
+    from integrations.notion.board import BoardRef
+    from integrations.notion.setup import Remember
 
 board_app = typer.Typer(help="Set up the Notion board.", no_args_is_help=True)
 
@@ -73,12 +78,14 @@ def doctor() -> None:
     settings = notion_settings()
     catalog = load_factories(engine_settings.workflows)
     checks: list[Check] = []
+    db = None
     try:
         db = open_database(engine_settings.database_url)
         with db.connect() as conn:
             conn.execute(text("SELECT 1"))
         checks.append(Check("database", True, db.url.render_as_string(hide_password=True)))
     except Exception as exc:
+        db = None
         checks.append(Check("database", False, str(exc).splitlines()[0]))
     errors = catalog.errors
     checks.append(
@@ -101,6 +108,7 @@ def doctor() -> None:
                     settings.notion_board_id,
                     catalog.factories,
                     settings.nfactory_allowed_repliers,
+                    remember=_identity_keeper(db, settings.notion_board_id),
                 )
 
         checks += asyncio.run(remote())
@@ -110,6 +118,22 @@ def doctor() -> None:
         out.print(f"{mark} {check.name:<10} {detail}", highlight=False)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
+
+
+def _identity_keeper(db: Engine | None, board_id: str | None) -> Remember | None:
+    """Doctor always asks Notion: what it found replaces what ticks remember (a board it
+    cannot find is forgotten), so a fixed setup is used at once."""
+    if db is None or not board_id:
+        return None
+    from integrations.notion.identity import forget, remember
+
+    async def keep(board: BoardRef | None, bot_id: str) -> None:
+        if board is None:
+            await run_io(forget, db, board_id)
+        else:
+            await run_io(remember, db, board_id, board, bot_id, now())
+
+    return keep
 
 
 def workspace_checks(catalog: Catalog) -> list[tuple[bool, str]]:

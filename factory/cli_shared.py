@@ -82,15 +82,19 @@ def notion_settings() -> NotionSettings:
 
 
 @asynccontextmanager
-async def board_for(rt: Runtime) -> AsyncIterator[Board]:
-    """The Notion board when NOTION_BOARD_ID is set, else the local board."""
+async def board_for(rt: Runtime, *, check_repliers: bool = False) -> AsyncIterator[Board]:
+    """The Notion board when NOTION_BOARD_ID is set, else the local board. With
+    `check_repliers` (`start`), who may answer is read and warned about at once."""
     settings = notion_settings()
     if not settings.board_configured:
         yield rt.board
         return
     from integrations.notion.wiring import open_notion_board
 
-    async with open_notion_board(settings, rt.db, rt.engine.clock.now()) as board:
+    opening = open_notion_board(
+        settings, rt.db, rt.engine.clock.now(), check_repliers=check_repliers
+    )
+    async with opening as board:
         yield board
 
 

@@ -146,7 +146,7 @@ async def _serve(  # type: ignore[no-untyped-def]
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
-    async with board_for(rt) as board:
+    async with board_for(rt, check_repliers=True) as board:
         worker = Worker(rt.engine, board, config)
         log.info(
             "worker %s started: board %s, %d factories, concurrency %d, poll every %.0fs",

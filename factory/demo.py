@@ -133,12 +133,27 @@ def _column(emu: EmulatorServer, page_id: str) -> str:
     return select["name"] if select else "-"
 
 
-def _bot_asked(emu: EmulatorServer, page_id: str, bot_id: str) -> bool:
+def _bot_comments(emu: EmulatorServer, page_id: str, bot_id: str) -> list[str]:
     ws = emu.workspace
     with ws.lock:
-        return any(
-            render.comment(ws, c)["created_by"]["id"] == bot_id for c in ws.comments_of(page_id)
-        )
+        shown = [render.comment(ws, c) for c in ws.comments_of(page_id)]
+    return [
+        "".join(t["plain_text"] for t in c["rich_text"])
+        for c in shown
+        if c["created_by"]["id"] == bot_id
+    ]
+
+
+def _bot_asked(emu: EmulatorServer, page_id: str, bot_id: str) -> bool:
+    return bool(_bot_comments(emu, page_id, bot_id))
+
+
+def _ending_comment_right(column: str, bot_comments: list[str]) -> bool:
+    """NFACTORY_SUMMARY_COMMENT's default: a card ending Failed, Blocked or Cancelled
+    says why in a comment; a Done card notifies nobody."""
+    if column == "Done":
+        return not any(text.startswith("Done:") for text in bot_comments)
+    return bool(bot_comments) and bot_comments[-1].startswith(column)
 
 
 async def _demo(console: Console, tmp: Path, project: Path) -> int:
@@ -167,7 +182,7 @@ async def _demo(console: Console, tmp: Path, project: Path) -> int:
             with db.begin() as conn:
                 repo.ensure_board(conn, source, "notion", SystemClock().now(), title="Demo board")
             board = NotionBoard(client, db, source, me["id"])
-            await board.directory.load()  # who is a person, as opening a board does
+            await board.check_repliers()  # who is a person, as `start` does at once
             engine = Engine(
                 db, catalog.factories, EngineConfig(worker_id="demo-worker"), SystemClock()
             )
@@ -193,7 +208,7 @@ async def _demo(console: Console, tmp: Path, project: Path) -> int:
             worker.start()
             await _watch(console, emu, control, db, pages, me["id"], started)
             await worker.stop(grace=10)
-            ok = _summary(console, emu, db, client, pages)
+            ok = _summary(console, emu, db, client, pages, me["id"])
             ok &= _show_commit(console, db, pages, project)
         finally:
             await client.aclose()
@@ -274,9 +289,11 @@ def _show_commit(console: Console, db, pages: list[str], project: Path) -> bool:
 
 
 def _summary(
-    console: Console, emu: EmulatorServer, db, client: NotionClient, pages: list[str]
+    console: Console, emu: EmulatorServer, db, client: NotionClient, pages: list[str], bot_id: str
 ) -> bool:  # type: ignore[no-untyped-def]
-    table = Table("card", "factory", "final column", "transitions", "Notion requests")
+    table = Table(
+        "card", "factory", "final column", "transitions", "bot comments", "Notion requests"
+    )
     ok = True
     with db.connect() as conn:
         for card, page in zip(CARDS, pages, strict=True):
@@ -284,12 +301,15 @@ def _summary(
             task = repo.find_task(conn, page)
             run = repo.latest_run(conn, task.id)
             right = column == card.expected
-            ok &= right
+            comments = _bot_comments(emu, page, bot_id)
+            said = _ending_comment_right(column, comments)
+            ok &= right and said
             table.add_row(
                 card.title,
                 card.factory,
                 column if right else f"[red]{column} (expected {card.expected})[/red]",
                 str(run.transitions if run else 0),
+                str(len(comments)) if said else f"[red]{len(comments)} (ending comment)[/red]",
                 str(client.stats.for_object(page)),
             )
     console.print()

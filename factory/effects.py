@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from factory.decide import Step
@@ -32,6 +33,31 @@ BOARD_COLUMNS: tuple[str, ...] = tuple(COLUMNS.values())
 DEFAULT_QUESTION = (
     "This card needs your input to continue. Reply in a comment and I will pick it up."
 )
+
+
+class SummaryComment(StrEnum):
+    """Which finished cards get a summary comment (NFACTORY_SUMMARY_COMMENT).
+
+    A comment notifies the people following the card, so by default only the
+    endings someone has to act on get one; the column and the log say the rest.
+    """
+
+    all = "all"
+    problems = "problems"  # Failed, Blocked, Cancelled
+    off = "off"
+
+
+PROBLEM_ENDINGS = frozenset({"failed", "blocked", "cancelled"})
+
+
+def wants_summary(run_status: str, setting: SummaryComment) -> bool:
+    """Whether a run that ended with `run_status` gets a summary comment."""
+    match setting:
+        case SummaryComment.all:
+            return True
+        case SummaryComment.problems:
+            return run_status in PROBLEM_ENDINGS
+    return False
 
 
 @dataclass(frozen=True)
@@ -79,8 +105,14 @@ def summary(step: Step, transitions: int) -> str:
     return ""
 
 
-def plan_effects(step: Step, at: datetime, transitions: int) -> list[Effect]:
-    """Effects of committing `step`, in delivery order. `transitions` counts this step."""
+def plan_effects(
+    step: Step,
+    at: datetime,
+    transitions: int,
+    summaries: SummaryComment = SummaryComment.problems,
+) -> list[Effect]:
+    """Effects of committing `step`, in delivery order. `transitions` counts this step;
+    `summaries` says which endings get a summary comment."""
     effects = [
         state_effect(step.run_status, step.to_state, step.error if step.ends_run else None),
         Effect("log", {"line": log_line(step, at)}),
@@ -89,6 +121,6 @@ def plan_effects(step: Step, at: datetime, transitions: int) -> list[Effect]:
         effects.append(Effect("page", {"markdown": step.page}))
     if step.pauses:
         effects.append(Effect("comment", {"text": step.message or DEFAULT_QUESTION}))
-    elif step.ends_run:
+    elif step.ends_run and wants_summary(step.run_status, summaries):
         effects.append(Effect("comment", {"text": summary(step, transitions)}))
     return effects

@@ -36,7 +36,7 @@ from factory.decide import (
     decide,
 )
 from factory.dsl import Action, Factory, Feedback, Loop, Orchestrate, Terminal
-from factory.effects import Effect, one_line, plan_effects, state_effect
+from factory.effects import Effect, SummaryComment, one_line, plan_effects, state_effect
 from factory.interrupt import Partial, use_partial
 from factory.progress import Progress
 from factory.results import AgentInput, BadResult, parse_result
@@ -84,6 +84,8 @@ class EngineConfig:
     # read; never less often than the lease is renewed), so a card moved to Cancelled, or
     # `nfactory task cancel`, reaches its agent in about this long after the request lands.
     cancel_check_seconds: float = 1.0
+    # which finished cards get a summary comment (each one notifies people)
+    summary_comment: SummaryComment = SummaryComment.problems
 
 
 class Engine:
@@ -476,7 +478,7 @@ class _Tick:
         self, conn: Any, run: repo.RunRow, step: Step, started: datetime, consumed: list[str]
     ) -> repo.RunRow:
         now = self.clock.now()
-        effects = plan_effects(step, now, run.transitions + 1)
+        effects = plan_effects(step, now, run.transitions + 1, self.config.summary_comment)
         progress_store.clear_line(conn, run.task_id)  # the step's own log says what came of it
         return repo.commit_step(
             conn,

@@ -33,6 +33,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         max_transitions_per_tick=settings.max_transitions_per_tick,
         max_inline_backoff_seconds=settings.max_inline_backoff_seconds,
         agent_threads=agent_threads_for(settings.concurrency),
+        summary_comment=settings.summary_comment,
     )
 
 

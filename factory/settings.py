@@ -10,6 +10,8 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from factory.effects import SummaryComment
+
 PREFIX = "NFACTORY_"
 
 
@@ -43,6 +45,9 @@ class Settings(BaseSettings):
     # A stopped command_agent (card cancelled, timeout, worker exit): SIGTERM to its
     # process group, then SIGKILL after this many seconds if anything of it is left.
     cancel_grace_seconds: float = Field(default=10.0, ge=0.0, le=3600.0)
+    # Which finished cards get a summary comment: all | problems (Failed, Blocked,
+    # Cancelled) | off. Each comment notifies the people following the card.
+    summary_comment: SummaryComment = SummaryComment.problems
 
     @field_validator("workflows", mode="before")
     @classmethod

@@ -31,6 +31,7 @@ def test_defaults() -> None:
     assert s.lease_seconds == 30
     assert s.max_transitions_per_tick == 25
     assert s.max_inline_backoff_seconds == 10
+    assert s.summary_comment == "problems"
 
 
 def test_default_worker_id_is_host_pid_random() -> None:
@@ -112,6 +113,7 @@ def test_env_example_documents_every_setting_with_its_default(clean: Path) -> No
         ("NFACTORY_WORKER_ID", "", "at least 1 character"),
         ("NFACTORY_MAX_INLINE_BACKOFF_SECONDS", "-1", "greater than or equal to 0"),
         ("NFACTORY_CANCEL_GRACE_SECONDS", "-5", "greater than or equal to 0"),
+        ("NFACTORY_SUMMARY_COMMENT", "failures", "'all', 'problems' or 'off'"),
     ],
 )
 def test_a_bad_value_is_an_error_naming_the_variable(

@@ -70,6 +70,20 @@ boards = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# What NOTION_BOARD_ID resolved to, and the bot's own id, kept between commands so an
+# idle `nfactory tick` costs one request. Keyed by NOTION_BOARD_ID as configured (it may
+# name the database or its data source), so a changed setting never reads another's row.
+board_identity = Table(
+    "board_identity",
+    metadata,
+    Column("board_ref", String(64), primary_key=True),
+    Column("data_source_id", String(64), nullable=False),
+    Column("database_id", String(64)),
+    Column("title", Text, nullable=False, server_default=""),
+    Column("bot_id", String(64), nullable=False),
+    Column("checked_at", UTCDateTime, nullable=False),
+)
+
 tasks = Table(
     "tasks",
     metadata,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,8 +21,17 @@ from integrations.notion.errors import NotionError
 from integrations.notion.feedback import answering, author_of, new_replies
 from integrations.notion.intake import IntakeReport, poll
 from integrations.notion.progress import NotionProgress
-from integrations.notion.repliers import ANYONE, Repliers, UserDirectory
+from integrations.notion.repliers import (
+    USERS_UNREADABLE,
+    Repliers,
+    UserDirectory,
+    replier_warnings,
+)
 from integrations.notion.retry import doubt_grace
+
+log = logging.getLogger("nfactory.notion")
+# Called when a request on the board failed: re-raises unless the board is found again.
+Recheck = Callable[[NotionError], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -61,16 +72,20 @@ class NotionBoard:
         db: Engine,
         data_source_id: str,
         bot_id: str,
-        repliers: Repliers | None = None,
-        directory: UserDirectory | None = None,
+        allowed: Sequence[str] = (),
+        recheck: Recheck | None = None,
     ) -> None:
         self.id = data_source_id
         self.client = client
         self.db = db
         self.bot_id = bot_id
-        self.repliers = repliers or ANYONE
-        # Who is a person: filled at open, then one lookup per author not seen yet.
-        self.directory = directory or UserDirectory(client)
+        # NFACTORY_ALLOWED_REPLIERS, resolved on first need (see _repliers_now)
+        self.allowed = tuple(allowed)
+        self._repliers: Repliers | None = None
+        self._resolving = asyncio.Lock()
+        # Who is a person: the /users listing on first need, then one lookup per newcomer.
+        self.directory = UserDirectory(client)
+        self.recheck = recheck
         self.progress = NotionProgress(client, db, bot_id)
         self.deliverer = NotionDeliverer(client, db, bot_id, self.progress)
         # a write the client gave up on may still be applied: outlast any request it lets run
@@ -84,7 +99,13 @@ class NotionBoard:
     async def poll(
         self, factories: Iterable[str], now: datetime, unloaded: Mapping[str, str] | None = None
     ) -> IntakeReport:
-        return await poll(self.client, self.db, self.id, factories, now, unloaded)
+        try:
+            return await poll(self.client, self.db, self.id, factories, now, unloaded)
+        except NotionError as exc:
+            if self.recheck is None:
+                raise
+            await self.recheck(exc)  # the remembered board may be stale: asked again, once
+            return await poll(self.client, self.db, self.id, factories, now, unloaded)
 
     async def deliver(
         self, effects: Sequence[PendingEffect], sending: Sending | None = None
@@ -104,7 +125,8 @@ class NotionBoard:
             comments, bot_id=self.bot_id, question_id=question_id, consumed=consumed
         )
         # Only authors the allow-list admits are worth asking Notion about.
-        authors = {a for a in map(author_of, candidates) if self.repliers.admits_id(a)}
+        repliers = await self._repliers_now()
+        authors = {a for a in map(author_of, candidates) if repliers.admits_id(a)}
         people = {a for a in authors if await self.directory.kind(a) == "person"}
         return new_replies(
             comments,
@@ -112,8 +134,29 @@ class NotionBoard:
             question_id=question_id,
             consumed=consumed,
             people=people,
-            repliers=self.repliers,
+            repliers=repliers,
         )
+
+    async def check_repliers(self) -> None:
+        """What `start` does at once: read who may answer, warning about the allow-list."""
+        await self._repliers_now()
+
+    async def _repliers_now(self) -> Repliers:
+        """Who may answer, read on first need: the workspace's users cost requests that a
+        tick with no card in Feedback must not pay. Fails closed as `resolve` does."""
+        if self._repliers is not None:
+            return self._repliers
+        async with self._resolving:
+            if self._repliers is None:
+                if not self.directory.loaded:
+                    await self.directory.load()
+                    if not self.directory.readable:
+                        log.warning("%s", USERS_UNREADABLE)
+                repliers = await self.directory.resolve(self.allowed)
+                for line in replier_warnings(repliers):
+                    log.warning("%s", line)
+                self._repliers = repliers
+            return self._repliers
 
     def _feedback_state(self, task_id: str) -> tuple[repo.TaskRow, str | None, set[str]]:
         with self.db.connect() as conn:

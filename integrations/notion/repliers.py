@@ -125,6 +125,7 @@ class UserDirectory:
     kinds: dict[str, Kind] = field(default_factory=dict)
     emails: dict[str, str] = field(default_factory=dict)
     readable: bool = True  # False once Notion refused to list users (no user capability)
+    loaded: bool = False  # the listing was read (or refused): not asked again
     _asking: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def learn(self, users: Iterable[Mapping[str, Any]]) -> None:
@@ -143,8 +144,9 @@ class UserDirectory:
             self.learn([u async for u in self.client.paginate("GET", "users")])
         except NotionError as exc:
             if exc.status != 403:
-                raise
+                raise  # a passing failure: read again at the next need
             self.readable = False  # the caller says so: a warning at start, a FIX in doctor
+        self.loaded = True
 
     async def kind(self, user_id: str) -> Kind:
         """A comment author's kind; one that cannot be looked up is "unknown" (not a person)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from integrations.notion import schema
@@ -12,6 +12,8 @@ from integrations.notion.errors import NotionError
 from integrations.notion.repliers import USERS_UNREADABLE, UserDirectory, replier_warnings
 
 DEFAULT_TITLE = "notion-factory board"
+# Told what the board check found (None: not found) and the bot's id, to keep in the database.
+Remember = Callable[[BoardRef | None, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ async def notion_checks(
     board_id: str | None,
     factory_ids: Iterable[str],
     allowed_repliers: Sequence[str] = (),
+    remember: Remember | None = None,
 ) -> list[Check]:
     checks: list[Check] = []
     try:
@@ -91,8 +94,12 @@ async def notion_checks(
         source = await client.retrieve_data_source(board.data_source_id)
         checks.append(Check("board", True, f"{board.title or 'untitled'} ({board.data_source_id})"))
     except NotionError as exc:
+        if remember is not None and exc.status == 404:
+            await remember(None, me["id"])
         checks.append(Check("board", False, exc.hint or str(exc)))
         return checks
+    if remember is not None:
+        await remember(board, me["id"])
     problems = schema.check(source.get("properties", {}), factory_ids)
     checks.append(
         Check("schema", not problems, "; ".join(str(p) for p in problems) or "all properties right")

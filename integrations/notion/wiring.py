@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
 from factory.store import repo
 from factory.threads import run_io
-from integrations.notion.board import NotionBoard, resolve_board
+from integrations.notion.board import NotionBoard, Recheck
 from integrations.notion.client import NotionClient
-from integrations.notion.repliers import USERS_UNREADABLE, UserDirectory, replier_warnings
+from integrations.notion.errors import NotionError
+from integrations.notion.identity import identify, is_board_failure, is_fresh, moved
 from integrations.notion.settings import NotionSettings
 
 log = logging.getLogger("nfactory.notion")
@@ -30,22 +31,25 @@ def make_client(settings: NotionSettings) -> NotionClient:
 
 @asynccontextmanager
 async def open_notion_board(
-    settings: NotionSettings, db: Engine, now: datetime
+    settings: NotionSettings,
+    db: Engine,
+    now: datetime,
+    *,
+    check_repliers: bool = False,
 ) -> AsyncIterator[NotionBoard]:
-    """The configured board, ready to poll and deliver (four requests to open: the board,
-    the bot, the workspace's users; plus one per allow-listed id not among those users)."""
-    if not settings.notion_board_id:
+    """The configured board, ready to poll and deliver.
+
+    Opening costs no request while the board and bot ids kept in the database are
+    fresh (integrations/notion/identity.py), two or three otherwise.
+    Who may answer questions is read on first need (a card in Feedback), or at once
+    with `check_repliers` (`start` warns about the allow-list as it starts).
+    """
+    board_id = settings.notion_board_id
+    if not board_id:
         raise ValueError("NOTION_BOARD_ID is not set: run `nfactory board setup` first")
     async with make_client(settings) as client:
-        ref = await resolve_board(client, settings.notion_board_id)
-        me = await client.me()
-        directory = UserDirectory(client)
-        await directory.load()
-        if not directory.readable:
-            log.warning("%s", USERS_UNREADABLE)
-        repliers = await directory.resolve(settings.nfactory_allowed_repliers)
-        for line in replier_warnings(repliers):
-            log.warning("%s", line)
+        found = await identify(client, db, board_id, now)
+        ref = found.board
 
         def register() -> None:
             with db.begin() as conn:
@@ -59,4 +63,43 @@ async def open_notion_board(
                 )
 
         await run_io(register)
-        yield NotionBoard(client, db, ref.data_source_id, me["id"], repliers, directory)
+        board = NotionBoard(
+            client,
+            db,
+            ref.data_source_id,
+            found.bot_id,
+            allowed=settings.nfactory_allowed_repliers,
+            # asked just now: a failure is not the remembered identity's fault
+            recheck=_rechecker(
+                client, db, board_id, ref.data_source_id, asked=now if found.checked else None
+            ),
+        )
+        if check_repliers:
+            await board.check_repliers()
+        yield board
+
+
+def _rechecker(
+    client: NotionClient,
+    db: Engine,
+    board_id: str,
+    data_source_id: str,
+    asked: datetime | None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Recheck:
+    """After a board request failed: ask Notion again which board NOTION_BOARD_ID names
+    (at most once per RECHECK_AFTER in a long-lived worker); the caller retries the
+    request only when it is still the same data source."""
+
+    async def recheck(exc: NotionError) -> None:
+        nonlocal asked
+        now = clock()
+        if not is_board_failure(exc) or (asked is not None and is_fresh(asked, now)):
+            raise exc
+        asked = now
+        log.warning("the board failed a request (%s): asking Notion which board it is", exc)
+        found = await identify(client, db, board_id, now, recheck=True)
+        if found.board.data_source_id != data_source_id:
+            raise moved(board_id, data_source_id, found.board.data_source_id)
+
+    return recheck

@@ -27,6 +27,7 @@ from factory import (
 )
 from factory.board import Reply
 from factory.clock import FakeClock
+from factory.effects import SummaryComment
 from factory.store import repo
 from factory.store.tables import outbox, runs, transitions
 from tests.engine.helpers import make_engine, new_task, path, run_of, task
@@ -362,6 +363,37 @@ async def test_agent_timeouts_are_failed_attempts(db: Database, kind: str) -> No
     assert task(db, tid).status == "failed"
 
 
+@pytest.mark.parametrize(
+    ("setting", "comments"),
+    [
+        (SummaryComment.all, ["Done: reached 'end' after 1 transitions."]),
+        (SummaryComment.problems, []),
+        (SummaryComment.off, []),
+    ],
+)
+async def test_the_summary_comment_setting_decides_a_done_cards_comment(
+    db: Database, setting: SummaryComment, comments: list[str]
+) -> None:
+    factory = define_factory(
+        id="fx",
+        start="a",
+        states={
+            "a": action(lambda inp: {"status": "done"}, on={"done": "end", "failed": "x"}),
+            "end": done(),
+            "x": failed(),
+        },
+    )
+    engine = make_engine(db, factory, summary_comment=setting)
+    tid = new_task(db, "fx")
+    await engine.tick(tid)
+    assert task(db, tid).status == "done"
+    with db.connect() as conn:
+        texts = conn.execute(
+            select(outbox.c.payload).where(outbox.c.task_id == tid, outbox.c.kind == "comment")
+        ).scalars()
+        assert [p["text"] for p in texts] == comments
+
+
 async def test_unknown_factory_blocks_the_card_naming_known_factories(db: Database) -> None:
     factory = define_factory(id="known", start="e", states={"e": done()})
     engine = make_engine(db, factory)
@@ -414,11 +446,11 @@ async def test_each_transition_commits_its_effects_and_a_second_active_run_is_re
     engine = make_engine(db, factory)
     tid = new_task(db, "fx")
     await engine.tick(tid)
-    # run start: state + log; a->end: state, log, page, summary comment
-    assert outbox_kinds(db, tid) == ["state", "log", "state", "log", "page", "comment"]
+    # run start: state + log; a->end: state, log, page (a Done card gets no summary comment)
+    assert outbox_kinds(db, tid) == ["state", "log", "state", "log", "page"]
     with db.connect() as conn:
         keys = conn.execute(select(func.count(func.distinct(outbox.c.effect_key)))).scalar_one()
-        assert keys == 6
+        assert keys == 5
         assert conn.execute(select(func.count()).select_from(transitions)).scalar_one() == 1
     now = FakeClock().now()
     row = dict(

@@ -131,8 +131,8 @@ def assert_sound_history(db: Database, task_id: str) -> list[dict[str, Any]]:
     state_effects = [e for e in effect_rows if e["kind"] == "state"]
     assert len(state_effects) == len(rows) + 1  # + the "run started" one
     assert len({e["effect_key"] for e in effect_rows}) == len(effect_rows)
-    done_comments = [e for e in effect_rows if e["kind"] == "comment"]
-    assert len(done_comments) == 1, "the run's summary comment was queued more than once"
+    # and nothing else: a Done card gets no summary comment (NFACTORY_SUMMARY_COMMENT)
+    assert [e for e in effect_rows if e["kind"] == "comment"] == []
     return rows
 
 

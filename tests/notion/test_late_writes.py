@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from factory.effects import SummaryComment
 from factory.outbox import backlog, drain
 from factory.store.tables import outbox
 from integrations.notion.cards import new_card_properties
@@ -105,6 +106,7 @@ async def test_writes_held_past_the_client_timeout_land_exactly_once(
         max_attempts=4,
         rate=10.0,
         burst=10,
+        summary_comment=SummaryComment.all,  # Done cards' comments are among the held writes
     ).open()
     try:
         # Notion's pace is not what this is about: let requests go faster than 3/s
@@ -146,7 +148,12 @@ async def test_a_held_request_on_one_card_does_not_hold_up_the_others(
     card C, whose effects appear only while A's request is out, are both on their pages
     before A's request has even given up."""
     world = await World(
-        emulator, str(tmp_path / "db.sqlite"), ALL, timeout=10.0, max_attempts=2
+        emulator,
+        str(tmp_path / "db.sqlite"),
+        ALL,
+        timeout=10.0,
+        max_attempts=2,
+        summary_comment=SummaryComment.all,  # each card's effects end with a comment
     ).open()
     try:
         assert world.board is not None

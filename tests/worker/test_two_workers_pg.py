@@ -55,7 +55,10 @@ def test_two_workers_share_40_cards_one_worker_per_card_at_a_time(
     flows = tmp_path / "flows"
     flows.mkdir()
     (flows / "quick.py").write_text(QUICK_FACTORY)
-    stage = Stage.create(emulator, tmp_path, pg_db.url, workflows=flows)
+    # every Done card gets a summary comment here: two workers must never both post it
+    stage = Stage.create(
+        emulator, tmp_path, pg_db.url, workflows=flows, NFACTORY_SUMMARY_COMMENT="all"
+    )
     pages = [stage.add_card(f"Card {i}", "quick") for i in range(CARDS)]
 
     a = Worker(stage, "worker-a")
