@@ -1,20 +1,11 @@
 """Testing a factory in a few lines: run cards through it, reply, check what the card shows.
 
-    from factory.testing import FactoryHarness
-
-    def test_approve():
-        card = FactoryHarness(FACTORY).card("Release notes", context="Notes for 2.0")
-        card.run()
-        assert card.waiting_for_reply and "approve" in card.question
-        card.reply("approve")
-        card.run()
-        assert card.status == "done"
-
 The real engine drives the card (the tick loop, one committed transaction per
 transition, retries, loop caps, feedback, the transition log) on a SQLite
 database of its own in a temporary folder, through the local board, so a test
 sees what production would. Time is a manual clock: retry backoffs are skipped,
-not slept, and recorded in `card.backoffs`. Nothing here touches Notion.
+not slept, and recorded in `card.backoffs`. Nothing here touches Notion. The
+guide, with an example: "Testing your factory" in docs/authoring.md.
 """
 
 from __future__ import annotations
@@ -28,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from factory.board import Delivery, PendingEffect
-from factory.board import Sending as _Sending
+from factory.board import Delivery, PendingEffect, Sending
 from factory.clock import FakeClock
 from factory.cycle import run_task
 from factory.decide import TERMINAL_STATUSES
@@ -66,20 +56,19 @@ class _ShowingBoard(LocalBoard):
         self.shown: dict[str, list[tuple[str, str]]] = {}
 
     async def deliver(
-        self, effects: Sequence[PendingEffect], sending: _Sending | None = None
+        self, effects: Sequence[PendingEffect], sending: Sending | None = None
     ) -> list[Delivery]:
         results = await super().deliver(effects, sending)
         ok = {r.effect_id for r in results if r.ok}
         for effect in effects:
-            if effect.id in ok and (text := _text(effect)) is not None:
+            key = _SHOWN.get(effect.kind)  # a state effect is the card's column: not kept
+            if effect.id in ok and key:
+                text = str(effect.payload[key])
                 self.shown.setdefault(effect.task_id, []).append((effect.kind, text))
         return results
 
 
-def _text(effect: PendingEffect) -> str | None:
-    """What a log, page or comment effect puts on the card (a state effect: None)."""
-    key = {"log": "line", "page": "markdown", "comment": "text"}.get(effect.kind)
-    return None if key is None else str(effect.payload[key])
+_SHOWN = {"log": "line", "page": "markdown", "comment": "text"}  # effect kind: its text's key
 
 
 class FactoryHarness:
@@ -186,8 +175,6 @@ class Card:
     def __repr__(self) -> str:
         return f"<Card {self.title!r} {self.status} at {self.state!r}>"
 
-    # -- driving -------------------------------------------------------------------------
-
     def run(self) -> Card:
         """Drive the card until it waits for a person or finishes (as `nfactory run`)."""
         try:
@@ -204,7 +191,7 @@ class Card:
         status = self.status
         if status in TERMINAL_STATUSES:
             raise CardError(
-                f"card {self.title!r} has finished ({status}, in state {self.state!r}); "
+                f"card {self.title!r} has finished ({self._where()}); "
                 "a finished card does not run again: make a new card"
             )
         asked_to_stop = self._task().cancel_requested
@@ -224,8 +211,8 @@ class Card:
         """A person's comment on the card; the next `run()` resumes it with `text`."""
         if not self.waiting_for_reply:
             raise CardError(
-                f"card {self.title!r} is {self.status} in state {self.state!r}, "
-                "not waiting for a reply: there is no question to answer"
+                f"card {self.title!r} is {self._where()}, not waiting for a reply: "
+                "there is no question to answer"
             )
         add_reply(self.harness.db, self.id, text, author, self.harness.clock.now())
         return self
@@ -235,8 +222,6 @@ class Card:
         with self.harness.db.begin() as conn:
             repo.request_cancel(conn, self.id, self.harness.clock.now(), by)
         return self
-
-    # -- what a test checks --------------------------------------------------------------
 
     @property
     def status(self) -> str:
@@ -274,18 +259,8 @@ class Card:
     def transitions(self) -> list[Transition]:
         with self.harness.db.connect() as conn:
             rows = repo.history(conn, self.id)
-        return [
-            Transition(
-                r["from_state"],
-                r["to_state"],
-                r["event"],
-                r["reason"],
-                r["attempt"],
-                r["message"],
-                r["error"],
-            )
-            for r in rows
-        ]
+        names = [f.name for f in dataclasses.fields(Transition)]
+        return [Transition(**{name: r[name] for name in names}) for r in rows]
 
     @property
     def path(self) -> list[str]:
@@ -296,7 +271,7 @@ class Card:
 
     @property
     def comments(self) -> list[str]:
-        """The comments the bot posted on the card: questions, then the run's summary."""
+        """The comments the bot posted on the card, in order: its questions, its summary."""
         return self._shown("comment")
 
     @property
@@ -308,6 +283,10 @@ class Card:
     def page(self) -> str:
         """The markdown agents wrote to the card's page (`page` results), in order."""
         return "\n\n".join(self._shown("page"))
+
+    def _where(self) -> str:
+        state = self.state
+        return f"{self.status}, not started" if state is None else f"{self.status} in {state!r}"
 
     def _shown(self, kind: str) -> list[str]:
         return [text for k, text in self.harness.board.shown.get(self.id, []) if k == kind]

@@ -151,7 +151,7 @@ def test_retries_run_out_and_the_card_fails_with_the_error() -> None:
     assert card.path == ["draft", "draft", "draft", "failed"]
     assert card.transitions[-1].reason == "action.failed.exhausted"
     assert card.error is not None and "model unavailable (attempt 3)" in card.error
-    with pytest.raises(CardError, match="card 'Notes' has finished \\(failed, in state 'failed'"):
+    with pytest.raises(CardError, match=r"card 'Notes' has finished \(failed in 'failed'\)"):
         card.run()
 
 
@@ -225,16 +225,18 @@ def test_a_cancelled_card_stops_before_its_next_state() -> None:
 
 def test_replying_to_a_card_not_waiting_names_it_and_its_state() -> None:
     card = FactoryHarness(writing.FACTORY).card("Release notes")
-    with pytest.raises(CardError, match="card 'Release notes' is queued in state None, not wait"):
+    with pytest.raises(CardError, match="card 'Release notes' is queued, not started, not waiting"):
         card.reply("approve")
     card.run().reply("approve").run()
-    with pytest.raises(CardError, match="'Release notes' is done in state 'done', not waiting"):
+    with pytest.raises(
+        CardError, match="'Release notes' is done in 'done', not waiting for a reply"
+    ):
         card.reply("again")
 
 
 def test_running_a_card_that_waits_without_a_reply_says_to_reply() -> None:
     card = FactoryHarness(writing.FACTORY).card("Release notes").run()
-    with pytest.raises(CardError, match="waiting for a reply in state 'approval'.*card.reply"):
+    with pytest.raises(CardError, match=r"waiting for a reply in state .approval.*card\.reply"):
         card.run()
     assert card.path[-1] == "approval"  # nothing ran
 
@@ -264,7 +266,7 @@ def test_an_empty_title_is_refused() -> None:
 
 async def test_run_async_inside_a_running_loop() -> None:
     card = FactoryHarness(triage.FACTORY).card("Login crashes")
-    with pytest.raises(CardError, match="use `await card.run_async\\(\\)`"):
+    with pytest.raises(CardError, match=r"use `await card\.run_async\(\)`"):
         card.run()
     await card.run_async()
     assert card.status == "done" and card.path[-1] == "done"
