@@ -27,7 +27,7 @@ from factory.dsl import Action, Factory, Orchestrate
 from factory.engine import Engine, EngineConfig
 from factory.local_board import LocalBoard, add_reply
 from factory.store import repo
-from factory.store.db import make_engine, migrate
+from factory.store.db import open_database
 from factory.validate import check_factory
 
 
@@ -90,8 +90,7 @@ class FactoryHarness:
         self.factory = _with_agents(factory, agents or {})
         self.clock = FakeClock()
         self._folder = tempfile.TemporaryDirectory(prefix="nfactory-test-")
-        self.db = make_engine(f"sqlite:///{Path(self._folder.name) / 'nfactory.db'}")
-        migrate(self.db)
+        self.db = open_database(f"sqlite:///{Path(self._folder.name) / 'nfactory.db'}")
         config = EngineConfig(
             worker_id="factory-testing",
             max_transitions_per_tick=max_transitions_per_tick,
@@ -103,8 +102,7 @@ class FactoryHarness:
         self._close = weakref.finalize(self, _cleanup, self.db, self._folder)
 
     def card(self, title: str, *, context: str = "", prompt: str | None = None) -> Card:
-        """A new card in Queue. `context` is its description; `prompt` defaults to the
-        description's first non-empty line, as on a board."""
+        """A new card in Queue; `prompt` defaults to the description's first line, as on a board."""
         if not title.strip():
             raise ValueError("a card needs a title")
         if prompt is None:
@@ -180,11 +178,13 @@ class Card:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.run_async())
-        raise CardError(
-            f"card {self.title!r}: run() was called inside a running event loop; "
-            "use `await card.run_async()` there"
-        )
+            pass  # none: run one (outside this handler, so errors do not chain to it)
+        else:
+            raise CardError(
+                f"card {self.title!r}: run() was called inside a running event loop; "
+                "use `await card.run_async()` there"
+            )
+        return asyncio.run(self.run_async())
 
     async def run_async(self) -> Card:
         h = self.harness

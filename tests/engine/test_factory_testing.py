@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +272,47 @@ async def test_run_async_inside_a_running_loop() -> None:
     await card.run_async()
     assert card.status == "done" and card.path[-1] == "done"
     assert asyncio.get_running_loop().is_running()
+
+
+# -- the guide's example runs as written ------------------------------------------------
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "authoring.md"
+
+
+def guide_example() -> str:
+    section = GUIDE.read_text().split("## Testing your factory", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def guide_tests() -> list[str]:
+    return re.findall(r"^def (test_\w+)\(", guide_example(), flags=re.MULTILINE)
+
+
+def test_the_guide_shows_tests_for_a_happy_path_a_retry_and_a_refusal() -> None:
+    assert guide_tests() == [
+        "test_the_draft_is_approved_and_published",
+        "test_a_flaky_model_is_retried",
+        "test_a_finished_card_cannot_be_answered",
+    ]
+
+
+@pytest.mark.parametrize("name", guide_tests())
+def test_the_guides_example_passes(name: str) -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(guide_example(), str(GUIDE), "exec"), namespace)
+    namespace[name]()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="engine._user_code reads any TimeoutError as its own timeout and formats "
+    "time_limit=None with :g; a socket timeout inside an agent crashes the tick",
+)
+def test_an_agent_raising_timeout_error_fails_its_attempt_like_any_exception() -> None:
+    def busy(inp: AgentInput) -> dict[str, Any]:
+        raise TimeoutError("socket timed out")
+
+    card = FactoryHarness(triage.FACTORY, agents={"classify": busy}).card("bug").run()
+    assert card.status == "failed"
+    assert card.error is not None and "raised TimeoutError: socket timed out" in card.error
