@@ -43,7 +43,7 @@ from factory.results import AgentInput, BadResult, parse_result
 from factory.store import progress as progress_store
 from factory.store import repo
 from factory.store.leases import Lease, LeaseHeld, LeaseLost, claim, holder, release, renew
-from factory.threads import AgentThreads, run_io
+from factory.threads import AgentThreads, TimeLimitExceeded, run_io, within
 from factory.unknown import unknown_factory
 from factory.workspaces import branch_name, cleanup_action
 
@@ -356,7 +356,7 @@ class _Tick:
             if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
                 getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
             ):
-                result = await asyncio.wait_for(fn(arg), time_limit)
+                result = await within(fn(arg), time_limit)
             else:
                 # sync user code runs in a thread of its own, never one the worker's
                 # database work or this heartbeat needs; past its timeout it runs on there
@@ -370,11 +370,11 @@ class _Tick:
                     )
                     raise
             if inspect.isawaitable(result):
-                result = await asyncio.wait_for(result, time_limit)
+                result = await within(result, time_limit)
             return result
-        except TimeoutError:
+        except TimeLimitExceeded as exc:
             raise _UserCodeFailed(
-                f"state {state_id!r}: {what} timed out after {time_limit:g} s"
+                f"state {state_id!r}: {what} timed out after {exc.seconds:g} s"
             ) from None
         except asyncio.CancelledError:
             raise

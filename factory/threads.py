@@ -24,7 +24,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -75,6 +75,33 @@ async def run_io(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await loop.run_in_executor(_pool(), call)
 
 
+class TimeLimitExceeded(Exception):
+    """An agent's time limit ran out. Not a TimeoutError: an agent may raise one of its
+    own (a socket timeout), which is its failure, not the limit's."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"time limit of {seconds:g} s exceeded")
+        self.seconds = seconds
+
+
+async def within(work: Awaitable[T], time_limit: float | None) -> T:
+    """`await work`, cancelled (and awaited to its end) after `time_limit` seconds, then
+    TimeLimitExceeded; whatever `work` raises itself, TimeoutError included, passes through."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=time_limit)
+    except asyncio.CancelledError:
+        task.cancel()
+        await asyncio.wait({task})  # its own cleanup first (a command's process group)
+        raise
+    if not done:
+        task.cancel()
+        await asyncio.wait({task})
+        assert time_limit is not None
+        raise TimeLimitExceeded(time_limit)
+    return task.result()
+
+
 @dataclass(eq=False)  # identity: two calls are never the same slot
 class _Call:
     label: str
@@ -107,10 +134,10 @@ class AgentThreads:
     async def run(
         self, fn: Callable[[Any], T], arg: Any, label: str, time_limit: float | None = None
     ) -> T:
-        """`fn(arg)` on its own thread, once one of the `limit` slots is free; TimeoutError
-        after `time_limit` seconds of running (waiting for a slot is not the agent's time).
-        A timeout or a cancellation leaves the thread running in its slot: Python cannot
-        stop a thread."""
+        """`fn(arg)` on its own thread, once one of the `limit` slots is free;
+        TimeLimitExceeded after `time_limit` seconds of running (waiting for a slot is not
+        the agent's time). A timeout or a cancellation leaves the thread running in its
+        slot: Python cannot stop a thread."""
         call = _Call(label)
         await self._take_slot(call)
         loop = asyncio.get_running_loop()
@@ -132,8 +159,8 @@ class AgentThreads:
             self._release(call)
             raise
         try:
-            return await asyncio.wait_for(done, time_limit)
-        except (TimeoutError, asyncio.CancelledError):
+            return await within(done, time_limit)
+        except (TimeLimitExceeded, asyncio.CancelledError):
             self._give_up(call)
             raise
 
