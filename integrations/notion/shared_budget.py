@@ -309,6 +309,8 @@ class SharedBudget:
             if self._held == 0 or self.clock() < self._held_until:
                 return  # spent, or a later grant renewed the hold and will return it
             unused, self._held, key = self._held, 0, self.key
+            if key == UNBOUND:
+                self._taken_unbound -= unused  # back where they came from: not owed
         await self._write_to(key, give_back_change(unused, self.rate, self.burst))
 
     async def _write(self, change: Callable[[BudgetRow, float], tuple[BudgetRow, None]]) -> None:

@@ -95,7 +95,7 @@ def test_a_reserve_stays_behind(rate: float, burst: int, reserve: int, want: int
 
 @given(rates, bursts, st.integers(1, 20))
 def test_a_charge_is_paid_before_anything_is_granted(rate: float, burst: int, debt: int) -> None:
-    state, granted, wait = grant(BucketState(float(burst), 0.0), 0.0, rate, burst, 1, charge=debt)
+    _, granted, wait = grant(BucketState(float(burst), 0.0), 0.0, rate, burst, 1, charge=debt)
     assert granted == (1 if burst - debt >= 1 else 0)
     if not granted:
         # the row makes up the debt at the rate before the next token

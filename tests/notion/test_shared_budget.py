@@ -10,19 +10,22 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from sqlalchemy import Engine
 
+from factory.settings import SettingsError
 from factory.store.budget import read_budget
 from factory.store.db import make_engine, migrate
 from integrations.notion import shared_budget as sb
 from integrations.notion.client import NotionClient
 from integrations.notion.ratelimit import TokenBucket
-from integrations.notion.settings import NotionSettings
+from integrations.notion.settings import NotionSettings, load_notion_settings
+from integrations.notion.setup import setup_board
 from integrations.notion.shared_budget import UNBOUND, SharedBudget, budget_key
-from integrations.notion.wiring import rate_budget
+from integrations.notion.wiring import open_notion_board, rate_budget
 from integrations.notion_emulator.server import EmulatorServer
 
 
@@ -154,6 +157,11 @@ def test_the_setting_chooses_the_budget(db: Engine) -> None:
     sb.clear_shared_budgets()
 
 
+def test_a_wrong_sharing_mode_is_named() -> None:
+    with pytest.raises(SettingsError, match="NOTION_RATE_SHARED: Input should be 'auto', 'on'"):
+        load_notion_settings(notion_token="ntn_setting_test", notion_rate_shared="yes")
+
+
 @pytest.mark.postgres
 async def test_two_workers_on_one_database_together_stay_within_notion_s_limit(
     pg_url: str, emulator: EmulatorServer
@@ -163,8 +171,8 @@ async def test_two_workers_on_one_database_together_stay_within_notion_s_limit(
     each send 16/s.) Its burst has one request more than ours: the slack for a grant
     and its request reaching the emulator a few milliseconds apart."""
     rate, burst, each = 8.0, 3, 16
-    control = httpx.Client(base_url=emulator.base_url)
-    control.put("/_emulator/config", json={"rate_limit": rate, "burst": burst + 1})
+    control = httpx.AsyncClient(base_url=emulator.base_url)
+    await control.put("/_emulator/config", json={"rate_limit": rate, "burst": burst + 1})
     first, second = make_engine(pg_url), make_engine(pg_url)
     k = key()
     clients = [
@@ -176,13 +184,43 @@ async def test_two_workers_on_one_database_together_stay_within_notion_s_limit(
         await asyncio.gather(*(client.me() for _ in range(each)))
 
     await asyncio.gather(*(work(c) for c in clients))
-    stats = control.get("/_emulator/stats").json()
+    stats = (await control.get("/_emulator/stats")).json()
     assert stats["rate_limited"] == 0
     assert [c.stats.total for c in clients] == [each, each]  # no retries either
     assert stats["total"] == 2 * each
     for client in clients:
         await settle(client.bucket)  # type: ignore[arg-type]
         await client.aclose()
-    control.close()
+    await control.aclose()
     first.dispose()
     second.dispose()
+
+
+async def test_opening_the_board_binds_the_budget_to_the_bot(
+    db: Engine, emulator: EmulatorServer, make_client
+) -> None:  # type: ignore[no-untyped-def]
+    """With NOTION_RATE_SHARED=on (any database), the worker's client spends from its
+    integration's row, named by the bot's id; its first requests came from UNBOUND."""
+    async with httpx.AsyncClient(base_url=emulator.base_url) as control:
+        root = (await control.get("/_emulator/root")).json()["page_id"]
+    made = await setup_board(
+        make_client(rate=100.0, burst=100), [], board_id=None, parent_page=root
+    )
+    settings = NotionSettings(
+        notion_token=emulator.token,  # type: ignore[arg-type]
+        notion_base_url=emulator.base_url,
+        notion_board_id=made.board.data_source_id,
+        notion_rate_shared="on",
+    )
+    sb.clear_shared_budgets()
+    async with open_notion_board(settings, db, datetime.now(UTC)) as board:
+        budget = board.client.bucket
+        assert isinstance(budget, SharedBudget)
+        assert budget.key == budget_key(board.bot_id)
+        await board.client.me()  # one request on the bound row
+        await settle(budget)
+    row = read_budget(db, budget_key(board.bot_id))
+    unbound = read_budget(db, UNBOUND)
+    assert row is not None and unbound is not None
+    assert unbound.tokens < budget.burst  # the board and the bot were read on it
+    sb.clear_shared_budgets()
