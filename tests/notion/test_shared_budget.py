@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from factory.settings import SettingsError
 from factory.store.budget import read_budget
 from factory.store.db import make_engine, migrate
+from factory.store.tables import rate_budget as budget_table
 from integrations.notion import shared_budget as sb
 from integrations.notion.client import NotionClient
 from integrations.notion.ratelimit import TokenBucket
@@ -224,3 +225,25 @@ async def test_opening_the_board_binds_the_budget_to_the_bot(
     assert row is not None and unbound is not None
     assert unbound.tokens < budget.burst  # the board and the bot were read on it
     sb.clear_shared_budgets()
+
+
+@pytest.mark.postgres
+async def test_a_row_locked_elsewhere_sends_the_worker_to_its_fallback_not_into_a_hang(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A transaction stuck holding the budget row (a frozen worker, a long manual query):
+    this worker gives up on the row after the lock timeout and sends on its own."""
+    engine, blocker = make_engine(pg_url), make_engine(pg_url)
+    k = key()
+    budget = SharedBudget(engine, 3.0, 3, key=k)
+    await budget.acquire()  # the row exists now
+    with blocker.begin() as conn:
+        conn.execute(select(budget_table).where(budget_table.c.key == k).with_for_update())
+        with caplog.at_level(logging.WARNING, "nfactory.notion"):
+            await budget.acquire()
+    assert budget._fallback is not None
+    said = [r.getMessage() for r in caplog.records]
+    assert any("rate budget in the database failed (OperationalError)" in m for m in said)
+    await settle(budget)
+    engine.dispose()
+    blocker.dispose()
