@@ -27,19 +27,22 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
 from factory.store.budget import BudgetRow, change_budget
 from factory.threads import run_io
+from integrations.notion.budget_rows import (
+    UNBOUND,
+    budget_key,
+    give_back_change,
+    grant_change,
+    pause_change,
+)
 from integrations.notion.ratelimit import (
     BucketState,
     RateBudget,
     TokenBucket,
-    give_back,
-    grant,
-    pause,
     refill,
     token_key,
     wait_needed,
@@ -47,7 +50,6 @@ from integrations.notion.ratelimit import (
 
 log = logging.getLogger("nfactory.notion")
 
-UNBOUND = "*"  # the row of every worker that does not know its bot id yet
 MAX_GRANT = 3
 HOLD = 1.5  # seconds a granted token may wait here before it goes back to the row
 DATABASE_TIMEOUT = 5.0
@@ -55,65 +57,6 @@ RETRY_DATABASE = 30.0
 FALLBACK_SHARE = 0.25  # of the rate, for a worker cut off from the shared row
 MAX_NAP = 1.0  # never sleep longer on one answer: another worker may give tokens back
 RECHECK = 0.05  # try_take's wait when only the database can tell
-
-
-def budget_key(bot_id: str) -> str:
-    return f"bot:{bot_id.replace('-', '')}"
-
-
-# -- the pure part: a row as a bucket state, and back -----------------------------------
-
-
-def row_state(row: BudgetRow) -> BucketState:
-    """A pause is a refill time in the future, as in ratelimit's BucketState."""
-    return BucketState(row.tokens, max(row.updated, row.paused_until or -math.inf))
-
-
-def state_row(state: BucketState, now: float, before: BudgetRow) -> BudgetRow:
-    if state.updated > now:
-        return BudgetRow(state.tokens, now, state.updated)
-    return BudgetRow(state.tokens, state.updated, before.paused_until)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What the row said: tokens granted, else the wait; the pause left; the level left."""
-
-    granted: int
-    wait: float
-    paused_for: float
-    tokens: float
-
-
-def grant_change(
-    want: int, reserve: float, charge: float, rate: float, burst: float
-) -> Callable[[BudgetRow, float], tuple[BudgetRow, Answer]]:
-    def change(row: BudgetRow, now: float) -> tuple[BudgetRow, Answer]:
-        state, granted, wait = grant(row_state(row), now, rate, burst, want, reserve, charge)
-        answer = Answer(granted, wait, max(0.0, state.updated - now), state.tokens)
-        return state_row(state, now, row), answer
-
-    return change
-
-
-def give_back_change(
-    unused: int, rate: float, burst: float
-) -> Callable[[BudgetRow, float], tuple[BudgetRow, None]]:
-    def change(row: BudgetRow, now: float) -> tuple[BudgetRow, None]:
-        state = give_back(row_state(row), now, rate, burst, unused)
-        return state_row(state, now, row), None
-
-    return change
-
-
-def pause_change(
-    seconds: float, rate: float, burst: float
-) -> Callable[[BudgetRow, float], tuple[BudgetRow, None]]:
-    def change(row: BudgetRow, now: float) -> tuple[BudgetRow, None]:
-        state = pause(row_state(row), now, now + seconds, rate, burst)
-        return state_row(state, now, row), None
-
-    return change
 
 
 # -- the shell ---------------------------------------------------------------------------

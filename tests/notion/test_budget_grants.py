@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from factory.store.budget import BudgetRow
+from integrations.notion.budget_rows import row_state, state_row
 from integrations.notion.ratelimit import BucketState, give_back, grant, pause
-from integrations.notion.shared_budget import HOLD, row_state, state_row
+from integrations.notion.shared_budget import HOLD
 
 TOLERANCE = 1e-6
 rates = st.floats(min_value=0.2, max_value=50, allow_nan=False)

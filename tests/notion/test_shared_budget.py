@@ -21,11 +21,12 @@ from factory.store.budget import read_budget
 from factory.store.db import make_engine, migrate
 from factory.store.tables import rate_budget as budget_table
 from integrations.notion import shared_budget as sb
+from integrations.notion.budget_rows import UNBOUND, budget_key
 from integrations.notion.client import NotionClient
 from integrations.notion.ratelimit import TokenBucket
 from integrations.notion.settings import NotionSettings, load_notion_settings
 from integrations.notion.setup import setup_board
-from integrations.notion.shared_budget import UNBOUND, SharedBudget, budget_key
+from integrations.notion.shared_budget import SharedBudget
 from integrations.notion.wiring import open_notion_board, rate_budget
 from integrations.notion_emulator.server import EmulatorServer
 
