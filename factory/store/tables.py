@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -231,4 +232,16 @@ task_progress = Table(
     Column("line", Text),  # NULL once the agent's step is committed
     Column("block_id", String(64)),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# One integration's rate budget, shared by every worker on this database (a token
+# bucket): `key` names the integration (its bot user id, never its token), the level
+# is `tokens` as of `updated_at`, and nothing is sent before `paused_until` (a 429).
+rate_budget = Table(
+    "rate_budget",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("paused_until", UTCDateTime),
 )

@@ -33,7 +33,7 @@ from notion_client.errors import (
 from factory.redact import register as redact_register
 from factory.settings import SettingsError
 from integrations.notion.errors import NotionError, redact
-from integrations.notion.ratelimit import TokenBucket, shared_bucket
+from integrations.notion.ratelimit import RateBudget, shared_bucket
 from integrations.notion.retry import RATE_STATUSES, parse_retry_after, retry_delay
 from integrations.notion.settings import header_problem
 
@@ -123,7 +123,7 @@ class NotionClient:
         timeout: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
-        bucket: TokenBucket | None = None,
+        bucket: RateBudget | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -147,7 +147,7 @@ class NotionClient:
         # Kept only to scrub it from server-provided text; never logged or shown.
         self._secret = token
         # `bucket` lets a test or benchmark isolate itself from the process-wide one.
-        self.bucket = bucket or shared_bucket(token, rate, burst)
+        self.bucket: RateBudget = bucket or shared_bucket(token, rate, burst)
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base

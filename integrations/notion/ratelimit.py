@@ -14,12 +14,14 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import math
 import os
 import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 log = logging.getLogger("nfactory.notion")
 
@@ -87,6 +89,66 @@ def pause(state: BucketState, now: float, until: float, rate: float, burst: floa
     if until <= current.updated:
         return current
     return BucketState(min(current.tokens, 1.0), until)
+
+
+def grant(
+    state: BucketState,
+    now: float,
+    rate: float,
+    burst: float,
+    want: int,
+    reserve: float = 0.0,
+    charge: float = 0.0,
+) -> tuple[BucketState, int, float]:
+    """Hand out up to `want` whole tokens at once, leaving `reserve` behind.
+
+    (new state, tokens granted, 0.0), or (state, 0, seconds until one could be).
+    `charge` is spent first, whatever the level: tokens used elsewhere that this
+    bucket must still pay for, so the level may go below zero and then refills.
+    """
+    state = BucketState(state.tokens - charge, state.updated)
+    if now < state.updated:
+        return state, 0, state.updated - now
+    current = refill(state, now, rate, burst)
+    granted = min(want, math.floor(current.tokens - reserve + _EPSILON))
+    if granted < 1:
+        return current, 0, max(_EPSILON, 1 + reserve - current.tokens) / rate
+    return BucketState(current.tokens - granted, current.updated), granted, 0.0
+
+
+def give_back(
+    state: BucketState, now: float, rate: float, burst: float, unused: int
+) -> BucketState:
+    """Return granted tokens nobody sent with; a paused bucket keeps its cap of one."""
+    if now < state.updated:
+        return state
+    current = refill(state, now, rate, burst)
+    return BucketState(min(burst, current.tokens + unused), current.updated)
+
+
+class RateBudget(Protocol):
+    """What NotionClient (and anything pacing requests) needs of a rate budget.
+
+    `TokenBucket` is one process's budget; `shared_budget.SharedBudget` is one
+    integration's budget shared by every worker through the database.
+    """
+
+    rate: float
+    burst: float
+    clock: Callable[[], float]
+
+    @property
+    def paused_until(self) -> float: ...
+
+    def try_take(self) -> float: ...
+
+    def try_spare(self, reserve: float = 1.0) -> bool: ...
+
+    async def acquire(self) -> None: ...
+
+    def pause_until(self, t: float) -> None: ...
+
+    def pause_for(self, seconds: float) -> None: ...
 
 
 class TokenBucket:

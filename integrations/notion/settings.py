@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -37,6 +37,9 @@ class NotionSettings(BaseSettings):
     notion_board_id: str | None = None
     notion_rate_limit: float = Field(default=3.0, gt=0, le=100)
     notion_burst: int = Field(default=3, ge=1, le=100)
+    # auto: workers on one PostgreSQL database share the integration's budget through it;
+    # on: through SQLite too (cron ticks beside a `start`); off: each process on its own
+    notion_rate_shared: Literal["auto", "on", "off"] = "auto"
     notion_webhook_secret: SecretStr | None = None
     # the largest webhook body read; anything larger is refused (413) while it arrives
     nfactory_webhook_max_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)

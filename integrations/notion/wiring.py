@@ -15,17 +15,30 @@ from integrations.notion.board import NotionBoard, Recheck
 from integrations.notion.client import NotionClient
 from integrations.notion.errors import NotionError
 from integrations.notion.identity import identify, is_board_failure, is_fresh, moved
+from integrations.notion.ratelimit import RateBudget, shared_bucket
 from integrations.notion.settings import NotionSettings
+from integrations.notion.shared_budget import bind_to_bot, shared_budget
 
 log = logging.getLogger("nfactory.notion")
 
 
-def make_client(settings: NotionSettings) -> NotionClient:
+def rate_budget(settings: NotionSettings, db: Engine | None) -> RateBudget:
+    """The integration's budget: shared through `db` by every worker on it, or this
+    process's own (no database, NOTION_RATE_SHARED=off, or auto on SQLite)."""
+    token, rate, burst = settings.token(), settings.notion_rate_limit, settings.notion_burst
+    shared = settings.notion_rate_shared
+    if db is None or shared == "off" or (shared == "auto" and db.dialect.name != "postgresql"):
+        return shared_bucket(token, rate, burst)
+    return shared_budget(token, db, rate, burst)
+
+
+def make_client(settings: NotionSettings, db: Engine | None = None) -> NotionClient:
     return NotionClient(
         settings.token(),
         settings.notion_base_url,
         rate=settings.notion_rate_limit,
         burst=settings.notion_burst,
+        bucket=rate_budget(settings, db),
     )
 
 
@@ -47,8 +60,9 @@ async def open_notion_board(
     board_id = settings.notion_board_id
     if not board_id:
         raise ValueError("NOTION_BOARD_ID is not set: run `nfactory board setup` first")
-    async with make_client(settings) as client:
+    async with make_client(settings, db) as client:
         found = await identify(client, db, board_id, now)
+        bind_to_bot(client.bucket, found.bot_id)
         ref = found.board
 
         def register() -> None:

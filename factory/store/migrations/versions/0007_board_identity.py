@@ -1,6 +1,6 @@
 """board_identity: what NOTION_BOARD_ID resolved to and the bot's id, with when it was checked
 
-Revision ID: 0007_board_identity
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-29
 """
@@ -8,7 +8,7 @@ Create Date: 2026-11-29
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_board_identity"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
