@@ -36,7 +36,7 @@ from factory.decide import (
     decide,
 )
 from factory.dsl import Action, Factory, Feedback, Loop, Orchestrate, Terminal
-from factory.effects import Effect, SummaryComment, one_line, plan_effects, state_effect
+from factory.effects import SummaryComment, note, plan_effects, run_started_effects
 from factory.interrupt import Partial, use_partial
 from factory.progress import Progress
 from factory.results import AgentInput, BadResult, parse_result
@@ -463,11 +463,7 @@ class _Tick:
         run = repo.start_run(
             conn, self.lease, task, factory.start, factory.context, now, self.config.lease_seconds
         )
-        line = (
-            f"`{now:%Y-%m-%d %H:%M:%S}` run started: factory **{factory.id}**, "
-            f"state **{factory.start}**"
-        )
-        effects = [state_effect("running", factory.start), Effect("log", {"line": line})]
+        effects = run_started_effects(factory.id, factory.start, now)
         repo.add_effects(conn, task.id, task.board_id, run.id, 0, effects, now)
         if factory.workspace is not None:
             repo.name_workspace(conn, run.id, branch_name(task.title, run.id))
@@ -570,7 +566,7 @@ class _Tick:
     async def _record_workspace(self, run: repo.RunRow, path: str, state: str, line: str) -> None:
         def work(conn: Any) -> None:
             now = self.clock.now()
-            effect = Effect("log", {"line": f"`{now:%Y-%m-%d %H:%M:%S}` {one_line(line)}"})
+            effect = note(line, now)
             repo.record_workspace(
                 conn,
                 self.lease,

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, and_, func, or_, select, update
 
 from factory.board import Board, Delivery, PendingEffect
+from factory.effects import effect_from_row
 from factory.store.tables import outbox, tasks
 from factory.threads import run_io
 
@@ -95,8 +96,7 @@ def pending(
                 PendingEffect(
                     id=r["id"],
                     task_id=r["task_id"],
-                    kind=r["kind"],
-                    payload=r["payload"],
+                    effect=effect_from_row(r["kind"], r["payload"]),
                     effect_key=r["effect_key"],
                     external_id=r["external_id"],
                     in_doubt=r["status"] == "sending",

@@ -24,6 +24,7 @@ from factory.clock import FakeClock
 from factory.cycle import run_task
 from factory.decide import TERMINAL_STATUSES
 from factory.dsl import Action, Factory, Orchestrate
+from factory.effects import CommentEffect, Effect, LogEffect, PageEffect
 from factory.engine import Engine, EngineConfig
 from factory.local_board import LocalBoard, add_reply
 from factory.store import repo
@@ -60,15 +61,19 @@ class _ShowingBoard(LocalBoard):
     ) -> list[Delivery]:
         results = await super().deliver(effects, sending)
         ok = {r.effect_id for r in results if r.ok}
-        for effect in effects:
-            key = _SHOWN.get(effect.kind)  # a state effect is the card's column: not kept
-            if effect.id in ok and key:
-                text = str(effect.payload[key])
-                self.shown.setdefault(effect.task_id, []).append((effect.kind, text))
+        for pending in effects:
+            text = _shown_text(pending.effect)
+            if pending.id in ok and text is not None:
+                self.shown.setdefault(pending.task_id, []).append((pending.kind, text))
         return results
 
 
-_SHOWN = {"log": "line", "page": "markdown", "comment": "text"}  # effect kind: its text's key
+def _shown_text(effect: Effect) -> str | None:
+    """What an effect adds to the card; None for a state effect (the card's column)."""
+    match effect:
+        case LogEffect(line=text) | PageEffect(markdown=text) | CommentEffect(text=text):
+            return text
+    return None
 
 
 class FactoryHarness:

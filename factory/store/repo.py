@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from factory.decide import RunView, Step
-from factory.effects import Effect, state_effect
+from factory.effects import Effect, blocked_effects, state_effect
 from factory.store.leases import Lease, guard
 from factory.store.tables import boards, consumed_comments, outbox, runs, tasks, transitions
 
@@ -335,7 +335,7 @@ def add_effects(
                 "task_id": task_id,
                 "board_id": board_id,
                 "kind": effect.kind,
-                "payload": effect.payload,
+                "payload": effect.to_payload(),
                 "effect_key": f"{key}:{seq}:{i}:{effect.kind}",
                 "status": "pending",
                 "attempts": 0,
@@ -356,10 +356,7 @@ def block_task(
         .where(tasks.c.id == task.id)
         .values(status="blocked", last_error=error, updated_at=now)
     )
-    effects = [
-        Effect("state", {"column": "Blocked", "step": "", "error": error}),
-        Effect("comment", {"text": f"Blocked: {error}"}),
-    ]
+    effects = blocked_effects(error)
     add_effects(conn, task.id, task.board_id, f"task-{task.id}-blocked", lease.epoch, effects, now)
 
 
