@@ -31,6 +31,7 @@ from factory.effects import StateEffect
 from factory.local_board import add_reply
 from factory.runtime import Runtime
 from factory.settings import load_settings
+from factory.statuses import TaskStatus
 from factory.store import progress as progress_store
 from factory.store import repo
 from factory.terminal import SafeFormatter, shown
@@ -176,7 +177,7 @@ def run(task: TaskOpt) -> None:
         final = repo.get_task(conn, task_id)
     out.print(f"task {task_id}: [bold]{final.status}[/bold] at {shown(final.step or '-')}")
     held = bool(report.ticks) and report.ticks[-1].outcome == "held"
-    if final.last_error and (held or final.status in ("failed", "blocked")):
+    if final.last_error and (held or final.status in (TaskStatus.failed, TaskStatus.blocked)):
         out.print(f"error: {shown(final.last_error)}", highlight=False)
 
 

@@ -18,19 +18,20 @@ from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from factory.decide import Step
+from factory.statuses import RunStatus, TaskStatus
 
 _BREAKS = re.compile(r"[ \t]*[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+[ \t]*")
 
 EffectKind = Literal["state", "log", "page", "comment"]
 
 COLUMNS: dict[str, str] = {
-    "queued": "Queue",
-    "running": "Running",
-    "feedback": "Feedback",
-    "done": "Done",
-    "failed": "Failed",
-    "blocked": "Blocked",
-    "cancelled": "Cancelled",
+    TaskStatus.queued: "Queue",
+    TaskStatus.running: "Running",
+    TaskStatus.feedback: "Feedback",
+    TaskStatus.done: "Done",
+    TaskStatus.failed: "Failed",
+    TaskStatus.blocked: "Blocked",
+    TaskStatus.cancelled: "Cancelled",
 }
 BOARD_COLUMNS: tuple[str, ...] = tuple(COLUMNS.values())
 
@@ -51,7 +52,7 @@ class SummaryComment(StrEnum):
     off = "off"
 
 
-PROBLEM_ENDINGS = frozenset({"failed", "blocked", "cancelled"})
+PROBLEM_ENDINGS = frozenset({RunStatus.failed, RunStatus.blocked, RunStatus.cancelled})
 
 
 def wants_summary(run_status: str, setting: SummaryComment) -> bool:
@@ -158,13 +159,13 @@ def state_effect(status: str, step_id: str, error: str | None = None) -> StateEf
 def blocked_effects(error: str) -> list[Effect]:
     """A card that cannot start (unknown factory, a page that cannot run): Blocked, and a
     comment saying why."""
-    return [StateEffect(COLUMNS["blocked"], "", error), CommentEffect(f"Blocked: {error}")]
+    return [StateEffect(COLUMNS[TaskStatus.blocked], "", error), CommentEffect(f"Blocked: {error}")]
 
 
 def run_started_effects(factory_id: str, start: str, at: datetime) -> list[Effect]:
     """A new run: the card goes to Running at the start state, and the log says so."""
     line = f"`{at:%Y-%m-%d %H:%M:%S}` run started: factory **{factory_id}**, state **{start}**"
-    return [state_effect("running", start), LogEffect(line)]
+    return [state_effect(TaskStatus.running, start), LogEffect(line)]
 
 
 def note(text: str, at: datetime) -> LogEffect:
@@ -180,7 +181,7 @@ def log_line(step: Step, at: datetime) -> str:
     )
     if step.retry_delay_ms is not None:
         line += f", attempt {step.attempt} failed, retrying in {step.retry_delay_ms} ms"
-    detail = step.error if step.error and step.run_status != "feedback" else step.message
+    detail = step.error if step.error and step.run_status != RunStatus.feedback else step.message
     if detail:
         line += f": {one_line(detail)}"
     return line
@@ -194,14 +195,14 @@ def one_line(text: str) -> str:
 
 def summary(step: Step, transitions: int) -> str:
     match step.run_status:
-        case "done":
+        case RunStatus.done:
             return f"Done: reached {step.to_state!r} after {transitions} transitions."
-        case "failed":
+        case RunStatus.failed:
             error = step.error or "no error recorded"
             return f"Failed at {step.to_state!r} after {transitions} transitions: {error}"
-        case "blocked":
+        case RunStatus.blocked:
             return f"Blocked at {step.to_state!r}: {step.error or step.message or 'see the log'}"
-        case "cancelled":
+        case RunStatus.cancelled:
             reason = step.error or "cancel requested"
             return f"Cancelled at {step.from_state!r} after {transitions} transitions: {reason}."
     return ""

@@ -16,6 +16,7 @@ from factory.board import Delivery, PendingEffect, Reply, Sending
 from factory.clock import Clock
 from factory.effects import CommentEffect, Effect, effect_from_row
 from factory.progress import ProgressUpdate
+from factory.statuses import OutboxStatus, TaskStatus
 from factory.store import progress as progress_store
 from factory.store.repo import LOCAL_BOARD, consumed_comment_ids, get_task
 from factory.store.tables import local_comments, outbox
@@ -117,7 +118,7 @@ def add_reply(db: Engine, task_id: str, text: str, author: str, now: datetime) -
                 f"task {task_id} is on Notion board {task.board_id}: reply with a comment on "
                 "its card in Notion"
             )
-        if task.status != "feedback":
+        if task.status != TaskStatus.feedback:
             raise ValueError(
                 f"task {task_id} is {task.status}, not waiting for feedback; nothing to reply to"
             )
@@ -133,7 +134,7 @@ def card_log(db: Engine, task_id: str) -> list[Effect]:
     with db.connect() as conn:
         rows = conn.execute(
             select(outbox.c.kind, outbox.c.payload)
-            .where(outbox.c.task_id == task_id, outbox.c.status == "delivered")
+            .where(outbox.c.task_id == task_id, outbox.c.status == OutboxStatus.delivered)
             .order_by(outbox.c.id)
         )
         return [effect_from_row(r.kind, r.payload) for r in rows]
