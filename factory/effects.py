@@ -3,9 +3,9 @@
 Each kind is its own type: `StateEffect` (card column, current step, error),
 `LogEffect` (one markdown log line), `PageEffect` (agent markdown output),
 `CommentEffect` (feedback question, the run's summary, or why a card is blocked).
-`to_payload`/`effect_from_row` convert to and from the outbox's `kind` and JSON
-`payload` columns; the stored shape is fixed, since rows written by an older
-worker must still deliver.
+Each converts to and from the outbox's JSON `payload` column (`to_payload`,
+`from_payload`; `effect_from_row` picks the type by the `kind` column). The
+stored shape is fixed: rows written by an older worker must still deliver.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class SummaryComment(StrEnum):
 PROBLEM_ENDINGS = frozenset({RunStatus.failed, RunStatus.blocked, RunStatus.cancelled})
 
 
-def wants_summary(run_status: str, setting: SummaryComment) -> bool:
+def wants_summary(run_status: RunStatus, setting: SummaryComment) -> bool:
     """Whether a run that ended with `run_status` gets a summary comment."""
     match setting:
         case SummaryComment.all:
@@ -148,11 +148,15 @@ def effect_from_row(kind: str, payload: Mapping[str, Any]) -> Effect:
 
 def _field(payload: Mapping[str, Any], kind: str, name: str) -> Any:
     if name not in payload:
-        raise ValueError(f"outbox {kind} effect has no {name!r} in its payload: {dict(payload)}")
+        keys = ", ".join(sorted(map(str, payload))) or "none"
+        raise ValueError(f"outbox {kind} effect has no {name!r} in its payload (keys: {keys})")
     return payload[name]
 
 
-def state_effect(status: str, step_id: str, error: str | None = None) -> StateEffect:
+def state_effect(
+    status: TaskStatus | RunStatus, step_id: str, error: str | None = None
+) -> StateEffect:
+    """The card in the column of `status`, at `step_id`, showing `error` (None: none)."""
     return StateEffect(COLUMNS[status], step_id, error or "")
 
 

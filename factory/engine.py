@@ -525,7 +525,7 @@ class _Tick:
         self.workspace = made.path
         return None
 
-    async def _finish_workspace(self, factory: Factory, run_id: str, status: str) -> None:
+    async def _finish_workspace(self, factory: Factory, run_id: str, status: RunStatus) -> None:
         """At the run's end: remove its worktree or keep it, as the policy and its changes say.
 
         Never raises: the run has ended whatever becomes of its folder, and

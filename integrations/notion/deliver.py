@@ -22,6 +22,7 @@ from sqlalchemy import Engine, select
 
 from factory.board import Delivery, PendingEffect, Sending
 from factory.effects import CommentEffect, LogEffect, PageEffect, StateEffect
+from factory.statuses import OutboxStatus
 from factory.store.tables import outbox
 from integrations.notion.cards import state_properties
 from integrations.notion.client import NotionClient, OnSend
@@ -156,8 +157,8 @@ class NotionDeliverer:
                     select(outbox.c.id)
                     .where(
                         outbox.c.task_id == task_id,
-                        outbox.c.kind.in_(("log", "page")),
-                        outbox.c.status == "delivered",
+                        outbox.c.kind.in_((LogEffect.kind, PageEffect.kind)),
+                        outbox.c.status == OutboxStatus.delivered,
                     )
                     .limit(1)
                 ).first()
