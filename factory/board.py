@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from factory.effects import Effect, EffectKind
 from factory.progress import ProgressUpdate
 
 
@@ -34,13 +35,18 @@ class Reply:
 
 @dataclass(frozen=True)
 class PendingEffect:
+    """An effect in the outbox, waiting for delivery to its card."""
+
     id: int
     task_id: str
-    kind: str
-    payload: dict[str, Any]
+    effect: Effect
     effect_key: str
     external_id: str | None  # the card on the board, when the board has its own ids
     in_doubt: bool = False  # a delivery was attempted and its outcome never recorded
+
+    @property
+    def kind(self) -> EffectKind:
+        return self.effect.kind
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -27,9 +27,11 @@ from factory.cli_shared import (
 from factory.cli_worker import start
 from factory.cli_workspaces import workspaces_app
 from factory.cycle import CycleReport, run_cycle, run_task
+from factory.effects import StateEffect
 from factory.local_board import add_reply
 from factory.runtime import Runtime
 from factory.settings import load_settings
+from factory.statuses import TaskStatus
 from factory.store import progress as progress_store
 from factory.store import repo
 from factory.terminal import SafeFormatter, shown
@@ -175,7 +177,7 @@ def run(task: TaskOpt) -> None:
         final = repo.get_task(conn, task_id)
     out.print(f"task {task_id}: [bold]{final.status}[/bold] at {shown(final.step or '-')}")
     held = bool(report.ticks) and report.ticks[-1].outcome == "held"
-    if final.last_error and (held or final.status in ("failed", "blocked")):
+    if final.last_error and (held or final.status in (TaskStatus.failed, TaskStatus.blocked)):
         out.print(f"error: {shown(final.last_error)}", highlight=False)
 
 
@@ -234,6 +236,11 @@ def _print_cycle(rt: Runtime, report: CycleReport) -> None:
     )
 
 
+def _column(state: dict[str, Any] | None) -> str | None:
+    """The column a card's last delivered state effect put it in (None: none delivered)."""
+    return None if state is None else StateEffect.from_payload(state).column
+
+
 @app.command()
 @command
 def status(as_json: JsonOpt = False) -> None:
@@ -250,7 +257,7 @@ def status(as_json: JsonOpt = False) -> None:
             "factory": r["factory_id"],
             "status": r["status"],
             "step": r["step"],
-            "column": (r["board_state"] or {}).get("column"),
+            "column": _column(r["board_state"]),
             "attempts": r["run_attempt"] or 0,
             "transitions": r["run_transitions"] or 0,
             "last_error": r["last_error"],

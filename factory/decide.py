@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 from factory.dsl import Action, Backoff, Factory, Feedback, Loop, Orchestrate, Retries, Terminal
 from factory.results import AgentResult
+from factory.statuses import TERMINAL, RunStatus
 
-RunStatus = Literal["running", "feedback", "done", "failed", "blocked", "cancelled"]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"done", "failed", "blocked", "cancelled"})
+# Transitions one run may make before it is failed: a factory cycling without end stops.
 TRANSITION_CAP = 200
 
 
@@ -97,11 +97,11 @@ class Step:
 
     @property
     def ends_run(self) -> bool:
-        return self.run_status in TERMINAL_STATUSES
+        return self.run_status in TERMINAL
 
     @property
     def pauses(self) -> bool:
-        return self.run_status == "feedback"
+        return self.run_status == RunStatus.feedback
 
 
 def backoff_ms(backoff: Backoff, retry_index: int) -> int:
@@ -116,10 +116,10 @@ def status_of(factory: Factory, state_id: str) -> RunStatus:
     """The run status implied by standing in `state_id`."""
     state = factory.states[state_id]
     if isinstance(state, Terminal):
-        return state.outcome
+        return RunStatus(state.outcome)
     if isinstance(state, Feedback):
-        return "feedback"
-    return "running"
+        return RunStatus.feedback
+    return RunStatus.running
 
 
 def cap_reached(run: RunView, cap: int = TRANSITION_CAP) -> Step | None:
@@ -130,7 +130,7 @@ def cap_reached(run: RunView, cap: int = TRANSITION_CAP) -> Step | None:
         f"run stopped after {run.transitions} transitions (the cap is {cap}): "
         f"the factory keeps cycling through {run.state_id!r} without finishing"
     )
-    return _stop(run, "cap", "run.transition_cap", "failed", error)
+    return _stop(run, "cap", "run.transition_cap", RunStatus.failed, error)
 
 
 def decide(factory: Factory, run: RunView, outcome: Outcome) -> Step:
@@ -138,7 +138,7 @@ def decide(factory: Factory, run: RunView, outcome: Outcome) -> Step:
     if isinstance(outcome, Cancelled):
         return _cancel(factory, run, outcome)
     if isinstance(outcome, WorkspaceFailed):
-        return _stop(run, "workspace", "run.workspace", "blocked", outcome.error)
+        return _stop(run, "workspace", "run.workspace", RunStatus.blocked, outcome.error)
     state = factory.states[run.state_id]
     match state:
         case Action():
@@ -208,7 +208,7 @@ def _decide_orchestrate(
 
 def _decide_loop(factory: Factory, state: Loop, run: RunView, outcome: Outcome) -> Step:
     if isinstance(outcome, Errored):
-        return _stop(run, "error", "loop.guard_error", "failed", outcome.error)
+        return _stop(run, "error", "loop.guard_error", RunStatus.failed, outcome.error)
     if not isinstance(outcome, GuardChecked):
         return _unexpected(run, outcome)
     done_so_far = run.iterations.get(run.state_id, 0)
@@ -245,7 +245,7 @@ def _decide_feedback(factory: Factory, state: Feedback, run: RunView, outcome: O
     target = run.previous_state_id if state.resume == "previous" else state.resume
     if target is None or target not in factory.states:
         error = f"state {run.state_id!r}: cannot resume, no previous state recorded"
-        return _stop(run, "reply", "feedback.no_resume_target", "failed", error)
+        return _stop(run, "reply", "feedback.no_resume_target", RunStatus.failed, error)
     ctx = {**run.ctx, "human_feedback": outcome.text, "human_feedback_meta": list(outcome.meta)}
     return _move(factory, run, target, "reply", "feedback.reply", ctx)
 
@@ -270,7 +270,7 @@ def _failure(
             event="failed",
             reason=f"{kind}.failed.retry",
             ctx=ctx,
-            run_status="running",
+            run_status=RunStatus.running,
             attempt=attempt,
             next_attempt=attempt,
             iterations=dict(run.iterations),
@@ -281,7 +281,9 @@ def _failure(
         )
     target = routes.get("failed")
     if target is None:
-        return _stop(run, "failed", f"{kind}.failed.unrouted", "failed", error, ctx, attempt)
+        return _stop(
+            run, "failed", f"{kind}.failed.unrouted", RunStatus.failed, error, ctx, attempt
+        )
     return _move(
         factory, run, target, "failed", f"{kind}.failed.exhausted", ctx, result, error=error
     )
@@ -332,7 +334,7 @@ def _stop(
 ) -> Step:
     """End the run where it stands (no state of the factory to move to)."""
     base = dict(run.ctx if ctx is None else ctx)
-    if error and status == "failed":
+    if error and status == RunStatus.failed:
         base["last_error"] = error
     return Step(
         from_state=run.state_id,
@@ -355,7 +357,7 @@ def _cancel(factory: Factory, run: RunView, outcome: Cancelled) -> Step:
         error = f"cancelled by {outcome.by} while {run.state_id!r} waited for a reply"
     else:
         error = f"cancelled by {outcome.by} before {run.state_id!r} ran"
-    step = _stop(run, "cancelled", "run.cancelled", "cancelled", error)
+    step = _stop(run, "cancelled", "run.cancelled", RunStatus.cancelled, error)
     return replace(step, page=outcome.partial)
 
 
@@ -365,4 +367,4 @@ def _no_route(state_id: str, what: str, event: str, routes: Mapping[str, str]) -
 
 def _unexpected(run: RunView, outcome: Outcome) -> Step:
     error = f"state {run.state_id!r}: engine fed it {type(outcome).__name__}, which it cannot use"
-    return _stop(run, "error", "engine.unexpected_outcome", "failed", error)
+    return _stop(run, "error", "engine.unexpected_outcome", RunStatus.failed, error)

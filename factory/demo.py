@@ -24,10 +24,12 @@ from rich.table import Table
 
 import workflows
 from factory.clock import SystemClock
+from factory.effects import COLUMNS
 from factory.engine import Engine, EngineConfig
 from factory.loader import load_factories
 from factory.outbox import backlog
 from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
+from factory.statuses import TERMINAL
 from factory.store import repo
 from factory.store.db import open_database
 from integrations.notion.board import NotionBoard
@@ -39,7 +41,7 @@ from integrations.notion_emulator.server import EmulatorServer
 from integrations.notion_emulator.traffic import EmulatorConfig
 
 TOKEN = "secret_demo_integration"
-TERMINAL = {"Done", "Failed", "Blocked", "Cancelled"}
+ENDED = {COLUMNS[s] for s in TERMINAL}  # the columns of a finished card
 DEADLINE_SECONDS = 90
 REPLY = "Looks good, approve."
 
@@ -256,7 +258,7 @@ async def _watch(  # type: ignore[no-untyped-def]
                 console.print(
                     f"  {elapsed:5.1f}s  a person replies on {card.title!r}: {card.reply!r}"
                 )
-        if all(c in TERMINAL for c in seen.values()) and backlog(db) == 0:
+        if all(c in ENDED for c in seen.values()) and backlog(db) == 0:
             return
         await asyncio.sleep(0.25)
     console.print(f"[red]gave up waiting after {DEADLINE_SECONDS}s[/red]")

@@ -1,32 +1,37 @@
 """Board effects a step implies: pure, so the outbox rows are decided, not improvised.
 
-Kinds: `state` (card column, current step, error), `log` (one markdown log
-line), `page` (agent markdown output), `comment` (feedback question or the
-run's summary).
+Each kind is its own type: `StateEffect` (card column, current step, error),
+`LogEffect` (one markdown log line), `PageEffect` (agent markdown output),
+`CommentEffect` (feedback question, the run's summary, or why a card is blocked).
+Each converts to and from the outbox's JSON `payload` column (`to_payload`,
+`from_payload`; `effect_from_row` picks the type by the `kind` column). The
+stored shape is fixed: rows written by an older worker must still deliver.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from factory.decide import Step
+from factory.statuses import RunStatus, TaskStatus
 
 _BREAKS = re.compile(r"[ \t]*[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+[ \t]*")
 
 EffectKind = Literal["state", "log", "page", "comment"]
 
 COLUMNS: dict[str, str] = {
-    "queued": "Queue",
-    "running": "Running",
-    "feedback": "Feedback",
-    "done": "Done",
-    "failed": "Failed",
-    "blocked": "Blocked",
-    "cancelled": "Cancelled",
+    TaskStatus.queued: "Queue",
+    TaskStatus.running: "Running",
+    TaskStatus.feedback: "Feedback",
+    TaskStatus.done: "Done",
+    TaskStatus.failed: "Failed",
+    TaskStatus.blocked: "Blocked",
+    TaskStatus.cancelled: "Cancelled",
 }
 BOARD_COLUMNS: tuple[str, ...] = tuple(COLUMNS.values())
 
@@ -47,10 +52,10 @@ class SummaryComment(StrEnum):
     off = "off"
 
 
-PROBLEM_ENDINGS = frozenset({"failed", "blocked", "cancelled"})
+PROBLEM_ENDINGS = frozenset({RunStatus.failed, RunStatus.blocked, RunStatus.cancelled})
 
 
-def wants_summary(run_status: str, setting: SummaryComment) -> bool:
+def wants_summary(run_status: RunStatus, setting: SummaryComment) -> bool:
     """Whether a run that ended with `run_status` gets a summary comment."""
     match setting:
         case SummaryComment.all:
@@ -61,13 +66,115 @@ def wants_summary(run_status: str, setting: SummaryComment) -> bool:
 
 
 @dataclass(frozen=True)
-class Effect:
-    kind: EffectKind
-    payload: dict[str, Any]
+class StateEffect:
+    """The card's column, the step it is at and its error ("" for none)."""
+
+    column: str
+    step: str = ""
+    error: str = ""
+    kind: ClassVar[Literal["state"]] = "state"
+
+    def to_payload(self) -> dict[str, str]:
+        return {"column": self.column, "step": self.step, "error": self.error}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> StateEffect:
+        return cls(
+            str(_field(payload, "state", "column")),
+            str(payload.get("step") or ""),
+            str(payload.get("error") or ""),
+        )
 
 
-def state_effect(status: str, step_id: str, error: str | None = None) -> Effect:
-    return Effect("state", {"column": COLUMNS[status], "step": step_id, "error": error or ""})
+@dataclass(frozen=True)
+class LogEffect:
+    """One markdown line of the card's log."""
+
+    line: str
+    kind: ClassVar[Literal["log"]] = "log"
+
+    def to_payload(self) -> dict[str, str]:
+        return {"line": self.line}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> LogEffect:
+        return cls(str(_field(payload, "log", "line")))
+
+
+@dataclass(frozen=True)
+class PageEffect:
+    """An agent's markdown output, written under the card's log."""
+
+    markdown: str
+    kind: ClassVar[Literal["page"]] = "page"
+
+    def to_payload(self) -> dict[str, str]:
+        return {"markdown": self.markdown}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> PageEffect:
+        return cls(str(_field(payload, "page", "markdown")))
+
+
+@dataclass(frozen=True)
+class CommentEffect:
+    """A comment on the card (it notifies the people following it)."""
+
+    text: str
+    kind: ClassVar[Literal["comment"]] = "comment"
+
+    def to_payload(self) -> dict[str, str]:
+        return {"text": self.text}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> CommentEffect:
+        return cls(str(_field(payload, "comment", "text")))
+
+
+Effect = StateEffect | LogEffect | PageEffect | CommentEffect
+
+
+_KINDS: dict[str, Callable[[Mapping[str, Any]], Effect]] = {
+    t.kind: t.from_payload for t in (StateEffect, LogEffect, PageEffect, CommentEffect)
+}
+
+
+def effect_from_row(kind: str, payload: Mapping[str, Any]) -> Effect:
+    """The effect an outbox row stores (its `kind` and `payload` columns)."""
+    if kind not in _KINDS:
+        raise ValueError(f"outbox effect of unknown kind {kind!r}")
+    return _KINDS[kind](payload)
+
+
+def _field(payload: Mapping[str, Any], kind: str, name: str) -> Any:
+    if name not in payload:
+        keys = ", ".join(sorted(map(str, payload))) or "none"
+        raise ValueError(f"outbox {kind} effect has no {name!r} in its payload (keys: {keys})")
+    return payload[name]
+
+
+def state_effect(
+    status: TaskStatus | RunStatus, step_id: str, error: str | None = None
+) -> StateEffect:
+    """The card in the column of `status`, at `step_id`, showing `error` (None: none)."""
+    return StateEffect(COLUMNS[status], step_id, error or "")
+
+
+def blocked_effects(error: str) -> list[Effect]:
+    """A card that cannot start (unknown factory, a page that cannot run): Blocked, and a
+    comment saying why."""
+    return [StateEffect(COLUMNS[TaskStatus.blocked], "", error), CommentEffect(f"Blocked: {error}")]
+
+
+def run_started_effects(factory_id: str, start: str, at: datetime) -> list[Effect]:
+    """A new run: the card goes to Running at the start state, and the log says so."""
+    line = f"`{at:%Y-%m-%d %H:%M:%S}` run started: factory **{factory_id}**, state **{start}**"
+    return [state_effect(TaskStatus.running, start), LogEffect(line)]
+
+
+def note(text: str, at: datetime) -> LogEffect:
+    """A log line that is not a transition (what became of the run's workspace)."""
+    return LogEffect(f"`{at:%Y-%m-%d %H:%M:%S}` {one_line(text)}")
 
 
 def log_line(step: Step, at: datetime) -> str:
@@ -78,7 +185,7 @@ def log_line(step: Step, at: datetime) -> str:
     )
     if step.retry_delay_ms is not None:
         line += f", attempt {step.attempt} failed, retrying in {step.retry_delay_ms} ms"
-    detail = step.error if step.error and step.run_status != "feedback" else step.message
+    detail = step.error if step.error and step.run_status != RunStatus.feedback else step.message
     if detail:
         line += f": {one_line(detail)}"
     return line
@@ -92,14 +199,14 @@ def one_line(text: str) -> str:
 
 def summary(step: Step, transitions: int) -> str:
     match step.run_status:
-        case "done":
+        case RunStatus.done:
             return f"Done: reached {step.to_state!r} after {transitions} transitions."
-        case "failed":
+        case RunStatus.failed:
             error = step.error or "no error recorded"
             return f"Failed at {step.to_state!r} after {transitions} transitions: {error}"
-        case "blocked":
+        case RunStatus.blocked:
             return f"Blocked at {step.to_state!r}: {step.error or step.message or 'see the log'}"
-        case "cancelled":
+        case RunStatus.cancelled:
             reason = step.error or "cancel requested"
             return f"Cancelled at {step.from_state!r} after {transitions} transitions: {reason}."
     return ""
@@ -113,14 +220,14 @@ def plan_effects(
 ) -> list[Effect]:
     """Effects of committing `step`, in delivery order. `transitions` counts this step;
     `summaries` says which endings get a summary comment."""
-    effects = [
+    effects: list[Effect] = [
         state_effect(step.run_status, step.to_state, step.error if step.ends_run else None),
-        Effect("log", {"line": log_line(step, at)}),
+        LogEffect(log_line(step, at)),
     ]
     if step.page:
-        effects.append(Effect("page", {"markdown": step.page}))
+        effects.append(PageEffect(step.page))
     if step.pauses:
-        effects.append(Effect("comment", {"text": step.message or DEFAULT_QUESTION}))
+        effects.append(CommentEffect(step.message or DEFAULT_QUESTION))
     elif step.ends_run and wants_summary(step.run_status, summaries):
-        effects.append(Effect("comment", {"text": summary(step, transitions)}))
+        effects.append(CommentEffect(summary(step, transitions)))
     return effects

@@ -23,6 +23,7 @@ from factory import worktrees
 from factory.board import Reply
 from factory.clock import Clock, SystemClock
 from factory.decide import (
+    TRANSITION_CAP,
     Cancelled,
     Errored,
     GuardChecked,
@@ -36,10 +37,11 @@ from factory.decide import (
     decide,
 )
 from factory.dsl import Action, Factory, Feedback, Loop, Orchestrate, Terminal
-from factory.effects import Effect, SummaryComment, one_line, plan_effects, state_effect
+from factory.effects import SummaryComment, note, plan_effects, run_started_effects
 from factory.interrupt import Partial, use_partial
 from factory.progress import Progress
 from factory.results import AgentInput, BadResult, parse_result
+from factory.statuses import TERMINAL, RunStatus, TaskStatus
 from factory.store import progress as progress_store
 from factory.store import repo
 from factory.store.leases import Lease, LeaseHeld, LeaseLost, claim, holder, release, renew
@@ -78,7 +80,7 @@ class EngineConfig:
     lease_seconds: float = 30.0
     max_transitions_per_tick: int = 25
     max_inline_backoff_seconds: float = 10.0
-    transition_cap: int = 200
+    transition_cap: int = TRANSITION_CAP
     agent_threads: int = 5  # sync agent calls at once (runtime: concurrency + 1)
     # While user code runs, the task's cancel request is read this often (one primary-key
     # read; never less often than the lease is renewed), so a card moved to Cancelled, or
@@ -177,7 +179,7 @@ class _Tick:
         task = await self._read(repo.get_task, self.lease.task_id)
         self.board_id = task.board_id
         factory = self.engine.factories.get(task.factory_id)
-        if task.status in ("done", "failed", "blocked", "cancelled"):
+        if task.status in TERMINAL:
             return self._report("idle", task.status, "task is finished")
         if factory is None:
             verdict = unknown_factory(task.factory_id, self.engine.factories, self.engine.unloaded)
@@ -185,17 +187,17 @@ class _Tick:
                 await self._hold(task, verdict.reason)
                 return self._report("held", task.status, verdict.reason)
             await self._block_unknown_factory(task, verdict.reason)
-            return self._report("finished", "blocked", verdict.reason)
+            return self._report("finished", TaskStatus.blocked, verdict.reason)
         now = self.clock.now()
         if task.not_before is not None and task.not_before > now:
             return self._report("backoff", task.status, f"retry due at {task.not_before:%H:%M:%S}")
-        if task.status == "queued":
+        if task.status == TaskStatus.queued:
             run = await self._write(self._start_run, task, factory)
         else:
             if task.active_run_id is None:
                 return self._report("idle", task.status, "no active run")
             run = await self._read(repo.get_run, task.active_run_id)
-        pending = replies if run.status == "feedback" else []
+        pending = replies if run.status == RunStatus.feedback else []
 
         while self.count < self.config.max_transitions_per_tick:
             started = self.clock.now()
@@ -208,7 +210,9 @@ class _Tick:
                     outcome: Outcome = Cancelled(task.cancel_reason or "a person")
                 elif isinstance(state, Feedback):
                     if not pending:
-                        return self._report("paused", "feedback", f"waiting in {run.state_id!r}")
+                        return self._report(
+                            "paused", TaskStatus.feedback, f"waiting in {run.state_id!r}"
+                        )
                     outcome = Replied(
                         "\n\n".join(r.text for r in pending), tuple(r.meta() for r in pending)
                     )
@@ -231,11 +235,11 @@ class _Tick:
                 await self._finish_workspace(factory, run.id, step.run_status)
                 return self._report("finished", step.run_status)
             if step.pauses:
-                return self._report("paused", "feedback", f"waiting in {step.to_state!r}")
+                return self._report("paused", TaskStatus.feedback, f"waiting in {step.to_state!r}")
             if step.retry_delay_ms is not None:
                 delay = step.retry_delay_ms / 1000
                 if delay > self.config.max_inline_backoff_seconds:
-                    return self._report("backoff", "running", f"retry in {delay:.1f}s")
+                    return self._report("backoff", TaskStatus.running, f"retry in {delay:.1f}s")
                 async with self._heartbeat() as cancelled:
                     # a cancel request ends the wait; the next pass sees it and stops the run
                     await _first(self.clock.sleep(delay), cancelled)
@@ -463,11 +467,7 @@ class _Tick:
         run = repo.start_run(
             conn, self.lease, task, factory.start, factory.context, now, self.config.lease_seconds
         )
-        line = (
-            f"`{now:%Y-%m-%d %H:%M:%S}` run started: factory **{factory.id}**, "
-            f"state **{factory.start}**"
-        )
-        effects = [state_effect("running", factory.start), Effect("log", {"line": line})]
+        effects = run_started_effects(factory.id, factory.start, now)
         repo.add_effects(conn, task.id, task.board_id, run.id, 0, effects, now)
         if factory.workspace is not None:
             repo.name_workspace(conn, run.id, branch_name(task.title, run.id))
@@ -525,7 +525,7 @@ class _Tick:
         self.workspace = made.path
         return None
 
-    async def _finish_workspace(self, factory: Factory, run_id: str, status: str) -> None:
+    async def _finish_workspace(self, factory: Factory, run_id: str, status: RunStatus) -> None:
         """At the run's end: remove its worktree or keep it, as the policy and its changes say.
 
         Never raises: the run has ended whatever becomes of its folder, and
@@ -570,7 +570,7 @@ class _Tick:
     async def _record_workspace(self, run: repo.RunRow, path: str, state: str, line: str) -> None:
         def work(conn: Any) -> None:
             now = self.clock.now()
-            effect = Effect("log", {"line": f"`{now:%Y-%m-%d %H:%M:%S}` {one_line(line)}"})
+            effect = note(line, now)
             repo.record_workspace(
                 conn,
                 self.lease,

@@ -14,7 +14,9 @@ from sqlalchemy import Engine, insert, select
 
 from factory.board import Delivery, PendingEffect, Reply, Sending
 from factory.clock import Clock
+from factory.effects import CommentEffect, Effect, effect_from_row
 from factory.progress import ProgressUpdate
+from factory.statuses import OutboxStatus, TaskStatus
 from factory.store import progress as progress_store
 from factory.store.repo import LOCAL_BOARD, consumed_comment_ids, get_task
 from factory.store.tables import local_comments, outbox
@@ -47,7 +49,7 @@ class LocalBoard:
         with self.db.begin() as conn:
             for effect in effects:
                 ref = None
-                if effect.kind == "comment":
+                if isinstance(effect.effect, CommentEffect):
                     # Same transaction as nothing else: the effect key is checked first, so
                     # a crash after this insert and before `record` cannot post twice.
                     ref = self._existing(conn, effect) or str(
@@ -57,7 +59,7 @@ class LocalBoard:
                                 task_id=effect.task_id,
                                 author=f"{BOT}:{effect.effect_key}",
                                 is_bot=True,
-                                text=effect.payload["text"],
+                                text=effect.effect.text,
                                 created_at=self.clock.now(),
                             )
                             .returning(local_comments.c.id)
@@ -116,7 +118,7 @@ def add_reply(db: Engine, task_id: str, text: str, author: str, now: datetime) -
                 f"task {task_id} is on Notion board {task.board_id}: reply with a comment on "
                 "its card in Notion"
             )
-        if task.status != "feedback":
+        if task.status != TaskStatus.feedback:
             raise ValueError(
                 f"task {task_id} is {task.status}, not waiting for feedback; nothing to reply to"
             )
@@ -127,12 +129,12 @@ def add_reply(db: Engine, task_id: str, text: str, author: str, now: datetime) -
         ).scalar_one()
 
 
-def card_log(db: Engine, task_id: str) -> list[tuple[str, dict[str, object]]]:
-    """What the local card shows: delivered log, page and comment effects, in order."""
+def card_log(db: Engine, task_id: str) -> list[Effect]:
+    """What the local card shows: its delivered effects, in order."""
     with db.connect() as conn:
         rows = conn.execute(
             select(outbox.c.kind, outbox.c.payload)
-            .where(outbox.c.task_id == task_id, outbox.c.status == "delivered")
+            .where(outbox.c.task_id == task_id, outbox.c.status == OutboxStatus.delivered)
             .order_by(outbox.c.id)
         )
-        return [(r.kind, r.payload) for r in rows]
+        return [effect_from_row(r.kind, r.payload) for r in rows]

@@ -24,6 +24,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, and_, func, or_, select, update
 
 from factory.board import Board, Delivery, PendingEffect
+from factory.effects import effect_from_row
+from factory.statuses import UNDELIVERED, OutboxStatus
 from factory.store.tables import outbox, tasks
 from factory.threads import run_io
 
@@ -79,9 +81,9 @@ def pending(
             .where(
                 outbox.c.board_id == board_id,
                 or_(
-                    outbox.c.status == "pending",
+                    outbox.c.status == OutboxStatus.pending,
                     and_(
-                        outbox.c.status == "sending",
+                        outbox.c.status == OutboxStatus.sending,
                         or_(outbox.c.attempted_at.is_(None), outbox.c.attempted_at <= settled),
                     ),
                 ),
@@ -95,11 +97,10 @@ def pending(
                 PendingEffect(
                     id=r["id"],
                     task_id=r["task_id"],
-                    kind=r["kind"],
-                    payload=r["payload"],
+                    effect=effect_from_row(r["kind"], r["payload"]),
                     effect_key=r["effect_key"],
                     external_id=r["external_id"],
-                    in_doubt=r["status"] == "sending",
+                    in_doubt=r["status"] == OutboxStatus.sending,
                 )
             )
     return grouped
@@ -107,9 +108,7 @@ def pending(
 
 def backlog(db: Engine, board_id: str | None = None) -> int:
     """Effects waiting for delivery: to one board, or to every board in the database."""
-    query = (
-        select(func.count()).select_from(outbox).where(outbox.c.status.in_(("pending", "sending")))
-    )
+    query = select(func.count()).select_from(outbox).where(outbox.c.status.in_(UNDELIVERED))
     if board_id is not None:
         query = query.where(outbox.c.board_id == board_id)
     with db.connect() as conn:
@@ -134,7 +133,7 @@ def mark_sending(
             select(outbox.c.id)
             .where(
                 outbox.c.task_id == task_id,
-                outbox.c.status == "sending",
+                outbox.c.status == OutboxStatus.sending,
                 outbox.c.attempted_at > settled,
             )
             .limit(1)
@@ -145,9 +144,9 @@ def mark_sending(
             .where(
                 outbox.c.id.in_(list(ids)),
                 or_(
-                    outbox.c.status == "pending",
+                    outbox.c.status == OutboxStatus.pending,
                     and_(
-                        outbox.c.status == "sending",
+                        outbox.c.status == OutboxStatus.sending,
                         or_(outbox.c.attempted_at.is_(None), outbox.c.attempted_at <= settled),
                     ),
                 ),
@@ -157,8 +156,8 @@ def mark_sending(
             return False
         conn.execute(
             update(outbox)
-            .where(outbox.c.id.in_(list(ids)), outbox.c.status.in_(("pending", "sending")))
-            .values(status="sending", attempted_at=now)
+            .where(outbox.c.id.in_(list(ids)), outbox.c.status.in_(UNDELIVERED))
+            .values(status=OutboxStatus.sending, attempted_at=now)
         )
     return True
 
@@ -169,7 +168,7 @@ def stamp_sending(db: Engine, ids: Sequence[int], now: datetime) -> None:
     with db.begin() as conn:
         conn.execute(
             update(outbox)
-            .where(outbox.c.id.in_(list(ids)), outbox.c.status == "sending")
+            .where(outbox.c.id.in_(list(ids)), outbox.c.status == OutboxStatus.sending)
             .values(attempted_at=now)
         )
 
@@ -181,17 +180,27 @@ def record(
         if superseded:
             conn.execute(
                 update(outbox)
-                .where(outbox.c.id.in_(superseded), outbox.c.status.in_(("pending", "sending")))
-                .values(status="superseded", delivered_at=now)
+                .where(outbox.c.id.in_(superseded), outbox.c.status.in_(UNDELIVERED))
+                .values(status=OutboxStatus.superseded, delivered_at=now)
             )
         for d in deliveries:
             values: dict[str, object] = {"attempts": outbox.c.attempts + 1}
             if d.ok:
-                values |= {"status": "delivered", "delivered_at": now, "external_ref": d.ref}
+                values |= {
+                    "status": OutboxStatus.delivered,
+                    "delivered_at": now,
+                    "external_ref": d.ref,
+                }
             else:
                 # a clean failure (the board said no) goes back to pending; one that may
                 # have been applied stays `sending`, so the next attempt checks first
-                status = "parked" if d.permanent else "sending" if d.in_doubt else "pending"
+                status = (
+                    OutboxStatus.parked
+                    if d.permanent
+                    else OutboxStatus.sending
+                    if d.in_doubt
+                    else OutboxStatus.pending
+                )
                 values |= {"last_error": d.error, "status": status}
             conn.execute(update(outbox).where(outbox.c.id == d.effect_id).values(**values))
 
@@ -201,8 +210,8 @@ def park_task(db: Engine, task_id: str, error: str) -> int:
     with db.begin() as conn:
         result = conn.execute(
             update(outbox)
-            .where(outbox.c.task_id == task_id, outbox.c.status.in_(("pending", "sending")))
-            .values(status="parked", last_error=error)
+            .where(outbox.c.task_id == task_id, outbox.c.status.in_(UNDELIVERED))
+            .values(status=OutboxStatus.parked, last_error=error)
         )
     return result.rowcount
 

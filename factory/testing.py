@@ -22,10 +22,12 @@ from typing import Any
 from factory.board import Delivery, PendingEffect, Sending
 from factory.clock import FakeClock
 from factory.cycle import run_task
-from factory.decide import TERMINAL_STATUSES
+from factory.decide import TRANSITION_CAP
 from factory.dsl import Action, Factory, Orchestrate
+from factory.effects import CommentEffect, Effect, LogEffect, PageEffect
 from factory.engine import Engine, EngineConfig
 from factory.local_board import LocalBoard, add_reply
+from factory.statuses import TERMINAL, TaskStatus
 from factory.store import repo
 from factory.store.db import open_database
 from factory.validate import check_factory
@@ -60,15 +62,19 @@ class _ShowingBoard(LocalBoard):
     ) -> list[Delivery]:
         results = await super().deliver(effects, sending)
         ok = {r.effect_id for r in results if r.ok}
-        for effect in effects:
-            key = _SHOWN.get(effect.kind)  # a state effect is the card's column: not kept
-            if effect.id in ok and key:
-                text = str(effect.payload[key])
-                self.shown.setdefault(effect.task_id, []).append((effect.kind, text))
+        for pending in effects:
+            text = _shown_text(pending.effect)
+            if pending.id in ok and text is not None:
+                self.shown.setdefault(pending.task_id, []).append((pending.kind, text))
         return results
 
 
-_SHOWN = {"log": "line", "page": "markdown", "comment": "text"}  # effect kind: its text's key
+def _shown_text(effect: Effect) -> str | None:
+    """What an effect adds to the card; None for a state effect (the card's column)."""
+    match effect:
+        case LogEffect(line=text) | PageEffect(markdown=text) | CommentEffect(text=text):
+            return text
+    return None
 
 
 class FactoryHarness:
@@ -85,7 +91,7 @@ class FactoryHarness:
         agents: Mapping[str, Callable[..., Any]] | None = None,
         max_transitions_per_tick: int = 25,
         max_inline_backoff_seconds: float = 10.0,
-        transition_cap: int = 200,
+        transition_cap: int = TRANSITION_CAP,
     ) -> None:
         self.factory = _with_agents(factory, agents or {})
         self.clock = FakeClock()
@@ -189,13 +195,17 @@ class Card:
     async def run_async(self) -> Card:
         h = self.harness
         status = self.status
-        if status in TERMINAL_STATUSES:
+        if status in TERMINAL:
             raise CardError(
                 f"card {self.title!r} has finished ({self._where()}); "
                 "a finished card does not run again: make a new card"
             )
         asked_to_stop = self._task().cancel_requested
-        if status == "feedback" and not asked_to_stop and not await h.board.replies(self.id):
+        if (
+            status == TaskStatus.feedback
+            and not asked_to_stop
+            and not await h.board.replies(self.id)
+        ):
             raise CardError(
                 f"card {self.title!r} is waiting for a reply in state {self.state!r} "
                 f"(asked: {self.question!r}); call card.reply(...) before running it again"
@@ -224,8 +234,9 @@ class Card:
         return self
 
     @property
-    def status(self) -> str:
-        """queued, running, feedback, done, failed, blocked or cancelled."""
+    def status(self) -> TaskStatus:
+        """queued, running, feedback, done, failed, blocked or cancelled (equal to those
+        strings)."""
         return self._task().status
 
     @property
@@ -236,7 +247,7 @@ class Card:
 
     @property
     def waiting_for_reply(self) -> bool:
-        return self.status == "feedback"
+        return self.status == TaskStatus.feedback
 
     @property
     def question(self) -> str | None:

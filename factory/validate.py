@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from factory.dsl import Action, Factory, Feedback, Loop, Orchestrate, State, Terminal
+from factory.states import Action, Factory, Feedback, Loop, Orchestrate, State, Terminal
 from factory.workspaces import GitWorkspace
 
 ACTION_REQUIRED = ("done", "failed")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from factory.statuses import RunStatus
+
 Cleanup = Literal["on_done", "always", "never"]
 CLEANUPS: tuple[str, ...] = ("on_done", "always", "never")
 
@@ -139,9 +141,9 @@ def plan_ensure(recorded: str | None, path: PathState, branch_exists: bool) -> E
 CleanupAction = Literal["remove", "keep", "keep_dirty"]
 
 
-def cleanup_action(policy: str, run_status: str, dirty: bool) -> CleanupAction:
+def cleanup_action(policy: str, run_status: RunStatus, dirty: bool) -> CleanupAction:
     """At the run's end: remove the worktree, keep it by policy, or keep it for its changes."""
-    wanted = policy == "always" or (policy == "on_done" and run_status == "done")
+    wanted = policy == "always" or (policy == "on_done" and run_status == RunStatus.done)
     if not wanted:
         return "keep"
     return "keep_dirty" if dirty else "remove"

@@ -333,16 +333,17 @@ def test_a_card_whose_module_fails_to_import_waits_in_queue_and_runs_once_it_is_
     ok(cli("tick", **settings))
     run = cli("run", "--task", held, **settings)
     assert f"task {held}: queued" in ok(run) and "no_such_dependency" in run.stdout
+    from factory.effects import StateEffect
     from factory.local_board import card_log  # the card as the local board shows it
     from factory.store.db import open_database
 
     db = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     try:
-        shown = [p for kind, p in card_log(db, held) if kind == "state"]
+        shown = [e for e in card_log(db, held) if isinstance(e, StateEffect)]
     finally:
         db.dispose()
-    assert len(shown) == 1 and shown[0]["column"] == "Queue", shown
-    assert "no_such_dependency" in shown[0]["error"]
+    assert len(shown) == 1 and shown[0].column == "Queue", shown
+    assert "no_such_dependency" in shown[0].error
 
     beta.write_text(BETA)  # fixed; the next worker run picks the card up
     out = ok(cli("tick", **settings))

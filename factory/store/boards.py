@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from factory.effects import Effect
+from factory.effects import StateEffect, blocked_effects
 from factory.store import repo
 from factory.store.tables import boards, outbox, tasks
 
@@ -50,7 +50,10 @@ def snapshots(conn: Connection, board_id: str, external_ids: Sequence[str]) -> d
     found: dict[str, Any] = {}
     for row in rows:
         mine = states[row.id]
-        delivered = next((s.payload.get("column") for s in mine if s.status == "delivered"), None)
+        delivered = next(
+            (StateEffect.from_payload(s.payload).column for s in mine if s.status == "delivered"),
+            None,
+        )
         pending = any(s.status in ("pending", "sending") for s in mine)
         found[row.external_id] = (row.id, row.status, delivered, pending)
     return found
@@ -96,10 +99,7 @@ def block_existing(
 def _block_effects(
     conn: Connection, task_id: str, board_id: str, error: str, now: datetime
 ) -> None:
-    effects = [
-        Effect("state", {"column": "Blocked", "step": "", "error": error}),
-        Effect("comment", {"text": f"Blocked: {error}"}),
-    ]
+    effects = blocked_effects(error)
     key = f"task-{task_id}-intake-{now.timestamp():.0f}"
     repo.add_effects(conn, task_id, board_id, key, 0, effects, now)
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
+from factory.statuses import UNDELIVERED, OutboxStatus
 from factory.store.tables import outbox, task_progress, tasks
 
 
@@ -69,13 +70,13 @@ def log_settled(conn: Connection, task_id: str) -> bool:
     delivered = conn.execute(
         select(outbox.c.id)
         .where(outbox.c.task_id == task_id, outbox.c.kind.in_(kinds))
-        .where(outbox.c.status == "delivered")
+        .where(outbox.c.status == OutboxStatus.delivered)
         .limit(1)
     ).first()
     waiting = conn.execute(
         select(outbox.c.id)
         .where(outbox.c.task_id == task_id, outbox.c.kind.in_(kinds))
-        .where(outbox.c.status.in_(("pending", "sending")))
+        .where(outbox.c.status.in_(UNDELIVERED))
         .limit(1)
     ).first()
     return delivered is not None and waiting is None

@@ -13,7 +13,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from factory.decide import RunView, Step
-from factory.effects import Effect, state_effect
+from factory.effects import Effect, StateEffect, blocked_effects, state_effect
+from factory.statuses import ACTIVE, OutboxStatus, RunStatus, TaskStatus
 from factory.store.leases import Lease, guard
 from factory.store.tables import boards, consumed_comments, outbox, runs, tasks, transitions
 
@@ -33,7 +34,7 @@ class TaskRow:
     title: str
     prompt: str
     context: str
-    status: str
+    status: TaskStatus
     step: str | None
     last_error: str | None
     active_run_id: str | None
@@ -46,13 +47,16 @@ class TaskRow:
     updated_at: datetime
     cancel_reason: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", TaskStatus(self.status))  # the row's plain string
+
 
 @dataclass(frozen=True)
 class RunRow:
     id: str
     task_id: str
     factory_id: str
-    status: str
+    status: RunStatus
     active: bool
     state_id: str
     previous_state_id: str | None
@@ -67,6 +71,9 @@ class RunRow:
     workspace_path: str | None = None
     workspace_branch: str | None = None
     workspace_state: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", RunStatus(self.status))  # the row's plain string
 
     def view(self) -> RunView:
         return RunView(
@@ -132,7 +139,7 @@ def create_task(
             title=title,
             prompt=prompt,
             context=context,
-            status="queued",
+            status=TaskStatus.queued,
             cancel_requested=False,
             lease_epoch=0,
             created_at=now,
@@ -204,7 +211,7 @@ def start_run(
             id=run_id,
             task_id=task.id,
             factory_id=task.factory_id,
-            status="running",
+            status=RunStatus.running,
             active=True,
             state_id=start_state,
             ctx=dict(ctx),
@@ -219,7 +226,7 @@ def start_run(
         update(tasks)
         .where(tasks.c.id == task.id)
         .values(
-            status="running",
+            status=TaskStatus.running,
             step=start_state,
             active_run_id=run_id,
             last_error=None,
@@ -335,9 +342,9 @@ def add_effects(
                 "task_id": task_id,
                 "board_id": board_id,
                 "kind": effect.kind,
-                "payload": effect.payload,
+                "payload": effect.to_payload(),
                 "effect_key": f"{key}:{seq}:{i}:{effect.kind}",
-                "status": "pending",
+                "status": OutboxStatus.pending,
                 "attempts": 0,
                 "created_at": now,
             }
@@ -354,12 +361,9 @@ def block_task(
     conn.execute(
         update(tasks)
         .where(tasks.c.id == task.id)
-        .values(status="blocked", last_error=error, updated_at=now)
+        .values(status=TaskStatus.blocked, last_error=error, updated_at=now)
     )
-    effects = [
-        Effect("state", {"column": "Blocked", "step": "", "error": error}),
-        Effect("comment", {"text": f"Blocked: {error}"}),
-    ]
+    effects = blocked_effects(error)
     add_effects(conn, task.id, task.board_id, f"task-{task.id}-blocked", lease.epoch, effects, now)
 
 
@@ -439,9 +443,6 @@ def list_workspaces(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-ACTIVE_STATUSES = ("queued", "running", "feedback")
-
-
 def request_cancel(conn: Connection, task_id: str, now: datetime, by: str = "a person") -> bool:
     """Ask the task's run to stop; False when the task has already finished.
 
@@ -450,7 +451,7 @@ def request_cancel(conn: Connection, task_id: str, now: datetime, by: str = "a p
     """
     result = conn.execute(
         update(tasks)
-        .where(tasks.c.id == task_id, tasks.c.status.in_(ACTIVE_STATUSES))
+        .where(tasks.c.id == task_id, tasks.c.status.in_(ACTIVE))
         .values(cancel_requested=True, cancel_reason=by[:200], updated_at=now)
     )
     return result.rowcount == 1
@@ -480,10 +481,10 @@ def runnable_task_ids(
     query = select(tasks.c.id).where(
         tasks.c.board_id == board_id,
         or_(
-            tasks.c.status.in_(("queued", "running")),
+            tasks.c.status.in_((TaskStatus.queued, TaskStatus.running)),
             # a card waiting for a reply is ticked only when answered; cancelled, it must
             # end now, not whenever someone comments
-            and_(tasks.c.status == "feedback", tasks.c.cancel_requested),
+            and_(tasks.c.status == TaskStatus.feedback, tasks.c.cancel_requested),
         ),
         or_(tasks.c.not_before.is_(None), tasks.c.not_before <= now),
         or_(tasks.c.lease_owner.is_(None), tasks.c.lease_expires_at < now),
@@ -497,7 +498,7 @@ def runnable_task_ids(
 def feedback_tasks(conn: Connection, board_id: str) -> list[tuple[str, str | None]]:
     """(task id, card id) of the board's tasks waiting for a human, longest waiting first."""
     query = select(tasks.c.id, tasks.c.external_id).where(
-        tasks.c.status == "feedback", tasks.c.board_id == board_id
+        tasks.c.status == TaskStatus.feedback, tasks.c.board_id == board_id
     )
     return [(r.id, r.external_id) for r in conn.execute(query.order_by(tasks.c.updated_at))]
 
@@ -521,8 +522,8 @@ def list_tasks(conn: Connection) -> list[dict[str, Any]]:
         select(outbox.c.payload)
         .where(
             outbox.c.task_id == tasks.c.id,
-            outbox.c.kind == "state",
-            outbox.c.status == "delivered",
+            outbox.c.kind == StateEffect.kind,
+            outbox.c.status == OutboxStatus.delivered,
         )
         .order_by(outbox.c.id.desc())
         .limit(1)

@@ -95,8 +95,7 @@ tasks = Table(
     Column("title", Text, nullable=False),
     Column("prompt", Text, nullable=False, server_default=""),
     Column("context", Text, nullable=False, server_default=""),
-    # queued | running | feedback | done | failed | blocked | cancelled
-    Column("status", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # statuses.TaskStatus
     Column("step", String(200)),
     Column("last_error", Text),
     Column("active_run_id", String(36)),
@@ -119,7 +118,7 @@ runs = Table(
     Column("id", String(36), primary_key=True),
     Column("task_id", String(36), ForeignKey("tasks.id"), nullable=False),
     Column("factory_id", String(200), nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # statuses.RunStatus
     Column("active", Boolean, nullable=False),
     Column("state_id", String(200), nullable=False),
     Column("previous_state_id", String(200)),
@@ -177,10 +176,11 @@ outbox = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("task_id", String(36), ForeignKey("tasks.id"), nullable=False),
     Column("board_id", String(64), ForeignKey("boards.id"), nullable=False),
-    Column("kind", String(16), nullable=False),  # state | log | page | comment
+    Column("kind", String(16), nullable=False),  # an effects.Effect kind: state, log, page...
     Column("payload", Json, nullable=False),
     Column("effect_key", String(200), nullable=False, unique=True),
-    Column("status", String(16), nullable=False),  # pending | delivered | superseded | parked
+    # statuses.OutboxStatus: pending | sending | delivered | superseded | parked
+    Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
     Column("external_ref", Text),  # what the board answered (block or comment id)

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from sqlalchemy import Engine, select
 
 from factory.board import Delivery, PendingEffect, Sending
+from factory.effects import CommentEffect, LogEffect, PageEffect, StateEffect
+from factory.statuses import OutboxStatus
 from factory.store.tables import outbox
 from integrations.notion.cards import state_properties
 from integrations.notion.client import NotionClient, OnSend
@@ -43,13 +45,16 @@ def render(effects: Sequence[PendingEffect], with_header: bool) -> str:
     parts: list[str] = [bot_section_header().rstrip("\n")] if with_header else []
     lines: list[str] = []
     for e in effects:
-        if e.kind == "log":
-            lines.append(f"- {e.payload['line']}")
-            continue
-        if lines:
-            parts.append("\n".join(lines))
-            lines = []
-        parts.append(str(e.payload["markdown"]).strip("\n"))
+        match e.effect:
+            case LogEffect(line=line):
+                lines.append(f"- {line}")
+            case PageEffect(markdown=markdown):
+                if lines:
+                    parts.append("\n".join(lines))
+                    lines = []
+                parts.append(markdown.strip("\n"))
+            case other:
+                raise ValueError(f"a {other.kind} effect is not page text")
     if lines:
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
@@ -61,8 +66,10 @@ def signature(text: str) -> str:
 
 
 def already_there(effect: PendingEffect, bot_section: str) -> bool:
-    body = effect.payload.get("line") or effect.payload.get("markdown") or ""
-    return signature(str(body)) in signature(bot_section)
+    match effect.effect:
+        case LogEffect(line=body) | PageEffect(markdown=body):
+            return signature(body) in signature(bot_section)
+    return False
 
 
 def stamp(sending: Sending | None, effects: Sequence[PendingEffect]) -> OnSend | None:
@@ -108,22 +115,23 @@ class NotionDeliverer:
             return [Delivery(e.id, ok=False, error=error, permanent=True) for e in effects]
         done: list[Delivery] = []
         try:
-            states = [e for e in effects if e.kind == "state"]
+            states = [e for e in effects if isinstance(e.effect, StateEffect)]
             if states:
-                latest = states[-1].payload
+                latest = states[-1].effect
+                assert isinstance(latest, StateEffect)
                 await self.client.update_page(
                     page_id,
-                    properties=state_properties(latest["column"], latest["step"], latest["error"]),
+                    properties=state_properties(latest.column, latest.step, latest.error),
                     on_send=stamp(sending, states),
                 )
                 done += [Delivery(e.id, ok=True) for e in states]
-            writes = [e for e in effects if e.kind in ("log", "page")]
+            writes = [e for e in effects if isinstance(e.effect, LogEffect | PageEffect)]
             if writes:
                 await self._append(page_id, writes, sending)
                 done += [Delivery(e.id, ok=True) for e in writes]
             for e in effects:
-                if e.kind == "comment":
-                    ref = await self._comment(page_id, e, sending)
+                if isinstance(e.effect, CommentEffect):
+                    ref = await self._comment(page_id, e, e.effect, sending)
                     done.append(Delivery(e.id, ok=True, ref=ref))
         except NotionError as exc:
             # 401 is this worker's problem (bad token), not the page's: keep the effects.
@@ -149,8 +157,8 @@ class NotionDeliverer:
                     select(outbox.c.id)
                     .where(
                         outbox.c.task_id == task_id,
-                        outbox.c.kind.in_(("log", "page")),
-                        outbox.c.status == "delivered",
+                        outbox.c.kind.in_((LogEffect.kind, PageEffect.kind)),
+                        outbox.c.status == OutboxStatus.delivered,
                     )
                     .limit(1)
                 ).first()
@@ -181,8 +189,10 @@ class NotionDeliverer:
                 for batch in batches(markdown_to_blocks(chunk)):
                     await self.client.append_blocks(page_id, batch, on_send=on_send)
 
-    async def _comment(self, page_id: str, effect: PendingEffect, sending: Sending | None) -> str:
-        chunks = comment_chunks(str(effect.payload["text"]))
+    async def _comment(
+        self, page_id: str, effect: PendingEffect, comment: CommentEffect, sending: Sending | None
+    ) -> str:
+        chunks = comment_chunks(comment.text)
         ref = ""
         if effect.in_doubt:
             posted = {

@@ -1,7 +1,8 @@
 """Finding human replies to a card's feedback question among its page comments.
 
 The pure rules (`answering`, `new_replies`) decide which comments are answers;
-`fetch_comments` does the one paginated read per waiting card.
+the board reads the comments (one paginated read per waiting card) and hands
+them here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import Any
 
 from factory.board import Reply
 from integrations.notion.cards import parse_time
-from integrations.notion.client import NotionClient
 from integrations.notion.repliers import ANYONE, Repliers, normalize_id
 from integrations.notion.richtext import plain
 
@@ -74,7 +74,3 @@ def new_replies(
             text = comment_text(c).strip()
             replies.append(Reply(c["id"], text, author, parse_time(c["created_time"])))
     return replies
-
-
-async def fetch_comments(client: NotionClient, page_id: str) -> list[dict[str, Any]]:
-    return await client.list_comments_all(page_id)

@@ -19,7 +19,6 @@ from integrations.notion.cards import Card
 from integrations.notion.schema import STATE
 
 ACTIVE = frozenset({"queued", "running", "feedback"})
-FINISHED = frozenset({"done", "failed", "blocked", "cancelled"})
 
 
 @dataclass(frozen=True)

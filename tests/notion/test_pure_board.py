@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from factory.board import PendingEffect
+from factory.effects import effect_from_row
 from integrations.notion import schema
 from integrations.notion.deliver import already_there, render
 from integrations.notion.feedback import new_replies
@@ -147,7 +148,7 @@ def test_a_right_board_has_no_problems() -> None:
 
 
 def effect(i: int, kind: str, payload: dict[str, Any]) -> PendingEffect:
-    return PendingEffect(i, "t", kind, payload, f"k{i}", "page")
+    return PendingEffect(i, "t", effect_from_row(kind, payload), f"k{i}", "page")
 
 
 def test_render_keeps_order_and_recognises_what_already_landed() -> None:

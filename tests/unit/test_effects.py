@@ -10,7 +10,18 @@ from hypothesis import strategies as st
 
 from factory.board import PendingEffect
 from factory.decide import Step
-from factory.effects import SummaryComment, plan_effects
+from factory.effects import (
+    CommentEffect,
+    Effect,
+    LogEffect,
+    PageEffect,
+    StateEffect,
+    SummaryComment,
+    blocked_effects,
+    effect_from_row,
+    plan_effects,
+    run_started_effects,
+)
 from factory.outbox import coalesce
 
 AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -31,24 +42,106 @@ def step(**kw: object) -> Step:
 def test_a_running_step_moves_the_card_and_logs() -> None:
     effects = plan_effects(step(message="drafted", page="# Out"), AT, 3)
     assert [e.kind for e in effects] == ["state", "log", "page"]
-    assert effects[0].payload == {"column": "Running", "step": "b", "error": ""}
-    assert "**a** → **b** (action.done): drafted" in effects[1].payload["line"]
-    assert effects[2].payload == {"markdown": "# Out"}
+    assert effects[0] == StateEffect("Running", "b", "")
+    assert isinstance(effects[1], LogEffect)
+    assert "**a** → **b** (action.done): drafted" in effects[1].line
+    assert effects[2] == PageEffect("# Out")
 
 
 def test_entering_feedback_asks_the_message_as_a_comment() -> None:
     effects = plan_effects(step(run_status="feedback", message="Approve?"), AT, 2)
-    assert effects[0].payload["column"] == "Feedback"
-    assert effects[-1].kind == "comment" and effects[-1].payload == {"text": "Approve?"}
+    assert effects[0] == StateEffect("Feedback", "b", "")
+    assert effects[-1] == CommentEffect("Approve?")
 
 
 def test_a_failed_run_puts_the_error_on_the_card_and_summarises() -> None:
     effects = plan_effects(step(run_status="failed", error="boom", to_state="x"), AT, 7)
-    assert effects[0].payload == {"column": "Failed", "step": "x", "error": "boom"}
-    assert effects[-1].payload["text"] == "Failed at 'x' after 7 transitions: boom"
+    assert effects[0] == StateEffect("Failed", "x", "boom")
+    assert effects[-1] == CommentEffect("Failed at 'x' after 7 transitions: boom")
+
+
+# Outbox rows as workers before typed effects wrote them (kind column, JSON payload column):
+# a database upgraded with such rows pending must still deliver them.
+STORED_ROWS = [
+    ("state", {"column": "Running", "step": "draft", "error": ""}),
+    ("state", {"column": "Blocked", "step": "", "error": "unknown factory 'x'"}),
+    ("log", {"line": "`2026-11-23 10:00:00` **a** → **b** (action.done)"}),
+    ("page", {"markdown": "# Output\n\nsome *text*"}),
+    ("comment", {"text": "Blocked: unknown factory 'x'"}),
+]
+
+
+@pytest.mark.parametrize(("kind", "payload"), STORED_ROWS)
+def test_an_outbox_row_in_the_stored_shape_reads_back_and_writes_the_same(
+    kind: str, payload: dict[str, str]
+) -> None:
+    effect = effect_from_row(kind, payload)
+    assert effect.kind == kind
+    assert effect.to_payload() == payload
+
+
+def test_stored_rows_read_as_the_typed_effects_the_board_delivers() -> None:
+    assert [effect_from_row(k, p) for k, p in STORED_ROWS] == [
+        StateEffect("Running", "draft", ""),
+        StateEffect("Blocked", "", "unknown factory 'x'"),
+        LogEffect("`2026-11-23 10:00:00` **a** → **b** (action.done)"),
+        PageEffect("# Output\n\nsome *text*"),
+        CommentEffect("Blocked: unknown factory 'x'"),
+    ]
+
+
+def test_a_state_row_with_no_step_or_a_null_error_reads_as_empty() -> None:
+    assert effect_from_row("state", {"column": "Done", "error": None}) == StateEffect("Done")
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "message"),
+    [
+        ("banner", {"text": "hi"}, "unknown kind 'banner'"),
+        ("log", {"text": "hi"}, "log effect has no 'line'"),
+        ("state", {"step": "a"}, "state effect has no 'column'"),
+    ],
+)
+def test_a_malformed_row_is_named_not_guessed(
+    kind: str, payload: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        effect_from_row(kind, payload)
+
+
+@given(
+    st.one_of(
+        st.builds(StateEffect, st.text(), st.text(), st.text()),
+        st.builds(LogEffect, st.text()),
+        st.builds(PageEffect, st.text()),
+        st.builds(CommentEffect, st.text()),
+    )
+)
+def test_every_effect_survives_the_outbox_round_trip(effect: Effect) -> None:
+    assert effect_from_row(effect.kind, effect.to_payload()) == effect
+
+
+def test_the_blocked_and_run_started_effects_say_what_the_card_shows() -> None:
+    assert blocked_effects("no factory 'x'") == [
+        StateEffect("Blocked", "", "no factory 'x'"),
+        CommentEffect("Blocked: no factory 'x'"),
+    ]
+    assert run_started_effects("writing", "draft", AT) == [
+        StateEffect("Running", "draft", ""),
+        LogEffect("`2026-11-23 10:00:00` run started: factory **writing**, state **draft**"),
+    ]
 
 
 kinds = st.sampled_from(["state", "log", "page", "comment"])
+
+
+def effect_of(kind: str, i: int) -> Effect:
+    return {
+        "state": StateEffect(f"column {i}"),
+        "log": LogEffect(f"line {i}"),
+        "page": PageEffect(f"page {i}"),
+        "comment": CommentEffect(f"comment {i}"),
+    }[kind]
 
 
 ENDINGS = ("done", "failed", "blocked", "cancelled")
@@ -101,7 +194,7 @@ def test_the_setting_only_ever_drops_the_summary(
 
 @given(st.lists(kinds, max_size=40))
 def test_coalesce_keeps_only_the_newest_state_and_everything_else_in_order(ks: list[str]) -> None:
-    effects = [PendingEffect(i, "t", k, {"i": i}, f"k{i}", None) for i, k in enumerate(ks)]
+    effects = [PendingEffect(i, "t", effect_of(k, i), f"k{i}", None) for i, k in enumerate(ks)]
     send, superseded = coalesce(effects)
     states = [e for e in effects if e.kind == "state"]
     assert [e for e in send if e.kind == "state"] == states[-1:]

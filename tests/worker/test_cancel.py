@@ -17,6 +17,7 @@ from typing import cast
 
 import pytest
 
+from factory.effects import CommentEffect, PageEffect
 from factory.local_board import card_log
 from integrations.notion_emulator.server import EmulatorServer
 from tests.worker.harness import Db, Stage, Worker, cli, group_gone, wait_for
@@ -162,7 +163,7 @@ def test_nfactory_task_cancel_stops_the_command_on_the_local_board(
         wait_for(lambda: group_gone(pid), 5, "the command's process group", explain=worker.logs)
         print(f"process group gone {time.monotonic() - at:.2f}s after `nfactory task cancel`")
         wait_for(
-            lambda: any(kind == "comment" for kind, _ in card_log(sqlite_db.engine, task_id)),
+            lambda: any(isinstance(e, CommentEffect) for e in card_log(sqlite_db.engine, task_id)),
             20,
             "the summary on the local card",
             explain=worker.logs,
@@ -176,8 +177,8 @@ def test_nfactory_task_cancel_stops_the_command_on_the_local_board(
     shown = cli(tmp_path, env, "status", "--json")
     assert '"status": "cancelled"' in shown.stdout and reason in shown.stdout
     card = card_log(sqlite_db.engine, task_id)
-    comments = [p["text"] for kind, p in card if kind == "comment"]
-    pages = [p["markdown"] for kind, p in card if kind == "page"]
+    comments = [e.text for e in card if isinstance(e, CommentEffect)]
+    pages = [e.markdown for e in card if isinstance(e, PageEffect)]
     assert len(comments) == 1 and reason in comments[0]
     assert len(pages) == 1 and "step 1 of 3: compiling" in pages[0]
 
