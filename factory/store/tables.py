@@ -218,3 +218,12 @@ task_progress = Table(
     Column("block_id", String(64)),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# When a card's comments were last read for replies (one row per task, overwritten), so
+# the reply schedule holds across `nfactory tick` processes and worker restarts.
+reply_checks = Table(
+    "reply_checks",
+    metadata,
+    Column("task_id", String(36), ForeignKey("tasks.id"), primary_key=True),
+    Column("checked_at", UTCDateTime, nullable=False),
+)
