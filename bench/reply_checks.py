@@ -180,6 +180,7 @@ async def measure(n: int, minutes: float, poll: float, webhooks: bool) -> dict[s
     ):
         db = open_database(f"sqlite:///{Path(tmp) / 'bench.db'}")
         ds, bot = await prepare(emu, db, n, poll)
+        say(f"{n} cards waiting with day-old questions; people act for {minutes:g} min")
         control = httpx.AsyncClient(base_url=emu.base_url, timeout=60)
         (await control.put("/_emulator/config", json={"rate_limit": RATE})).raise_for_status()
         client = NotionClient(emu.token, emu.base_url, bucket=TokenBucket(RATE, 3))
@@ -231,6 +232,7 @@ async def measure(n: int, minutes: float, poll: float, webhooks: bool) -> dict[s
             elif old_pages:
                 jobs.append(asyncio.create_task(old_reply(old_pages.pop())))
         window = (now() - started).total_seconds()
+        say(f"{n} cards: waiting for the last {sum(not j.done() for j in jobs)} replies")
         reads = client.stats.by_endpoint.get("GET /v1/comments", 0) - before
         await asyncio.gather(*jobs)
         await worker.stop(grace=5)
@@ -302,6 +304,10 @@ async def serve_webhooks(
         json={"webhook_url": f"http://127.0.0.1:{port}/webhooks/notion", "webhook_secret": SECRET},
     )
     return server, serving
+
+
+def say(line: str) -> None:
+    print(f"{datetime.now(UTC):%H:%M:%S} {line}", file=sys.stderr, flush=True)
 
 
 def seconds(value: float | None) -> str:
