@@ -55,7 +55,8 @@ async def resume_answered(
     `hints` name cards (page ids, dashes or not) a webhook or intake says changed: they
     are looked at first. Without a `schedule` every waiting card is looked at (the local
     board, whose comments cost nothing); with one, only the cards it picks, at most its
-    budget. A look is recorded only once the read succeeded.
+    budget, and a look is recorded (for the next pass, or the next `nfactory tick`) only
+    once the read succeeded.
     """
     named = {h.replace("-", "") for h in hints}
     rows = await run_io(_waiting, engine, board.id)
@@ -83,10 +84,13 @@ async def resume_answered(
         except Exception as exc:  # one unreadable card must not hide the others' replies
             log.warning("reading replies on card %s failed: %s", task_id, exc)
             continue
-        await run_io(_record, engine, task_id, at)
         result.checked.append(task_id)
         if replies:
+            # not recorded: if the tick does not take them (another worker holds the
+            # card), the card stays due and the next pass looks again
             result.ticks.append(await engine.tick(task_id, replies=replies))
+        elif schedule is not None:  # without one nothing reads the look times
+            await run_io(_record, engine, task_id, at)
     reached = {card_of[t] for t in result.checked}
     # a hint for a card no longer waiting is spent; one the budget did not reach waits
     result.unreached = {h for h in named & set(card_of.values()) if h not in reached}

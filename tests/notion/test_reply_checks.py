@@ -172,3 +172,22 @@ async def test_run_task_reads_its_cards_replies_whatever_the_schedule_says(
     world.comment(page, "Yellow")
     report = await run_task(process(world), world.board, world.task(page).id)  # type: ignore[arg-type]
     assert report.ticks and world.task(page).status == "done"
+
+
+async def test_a_pass_woken_right_after_another_reads_only_its_share_of_the_gap(
+    world: World,
+) -> None:
+    """Webhooks wake the feedback job at any time: passes in quick succession must not add
+    up to more than the share. A pass right after another gets one read, the hinted card."""
+    pages = await waiting_cards(world, 3)
+    assert world.board is not None
+    worker = Worker(process(world), world.board, WorkerConfig(replies=SCHEDULE))
+    world.clock.advance(600)  # type: ignore[attr-defined]
+    before = comment_reads(world)
+    await worker.feedback()
+    assert comment_reads(world) - before == 3  # all due, within the pass's 10
+    world.clock.advance(600)  # type: ignore[attr-defined]  # all due again, but no time passed
+    worker.hint("feedback", pages[2])
+    await worker.feedback()
+    assert comment_reads(world) - before == 4
+    assert world.client.stats.for_object(pages[2]) > world.client.stats.for_object(pages[0])
