@@ -377,9 +377,7 @@ async def test_a_delivery_goes_before_reply_checks_already_waiting(
     configure(emulator, rate_limit=0)
     client = make_client(rate=5.0, burst=1)
     page = root_page(emulator)
-    reads = [
-        asyncio.create_task(client.list_comments_all(page, background=True)) for _ in range(8)
-    ]
+    reads = [asyncio.create_task(client.list_comments_all(page, background=True)) for _ in range(8)]
     done, _waiting = await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
     assert len(done) == 1  # one token at a time: the others wait for theirs
 
