@@ -47,7 +47,7 @@ from factory.cycle import run_cycle
 from factory.engine import Engine, EngineConfig
 from factory.outbox import backlog
 from factory.reply_schedule import REPLY_SHARE, schedule_for
-from factory.scheduler import Worker, WorkerConfig
+from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
 from factory.store import repo
 from factory.store.db import open_database
 from factory.store.tables import consumed_comments, outbox, reply_checks, tasks
@@ -326,6 +326,7 @@ def main() -> None:
     opts = parser.parse_args()
     random.seed(opts.seed)
     if opts.one is not None:
+        quiet_chatty_loggers()
         result = asyncio.run(measure(opts.one, opts.minutes, opts.poll, opts.with_webhooks))
         print(json.dumps(result))
         return
@@ -382,7 +383,7 @@ def main() -> None:
             seconds(r["delivery_max"]),
             str(r["rate_limited"]),
         )
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 if __name__ == "__main__":
