@@ -102,3 +102,11 @@ class ShowsProgress(Protocol):
         (no spare rate budget now, or the card is not ready for it): try again later.
         Never waits for rate budget: progress is dropped before deliveries wait."""
         ...
+
+
+@runtime_checkable
+class ReportsEdits(Protocol):
+    """What a board's poll reports when it can tell which cards were edited since the last
+    poll: the feedback pass looks at those first (a reply may have come with the edit)."""
+
+    edited: list[str]  # card ids

@@ -21,6 +21,7 @@ from factory.cli_shared import (
     now,
     out,
     print_json,
+    reply_schedule,
     runtime,
     worker_runtime,
 )
@@ -187,7 +188,8 @@ def tick() -> None:
     """One cycle in the foreground: resume answered cards, run due cards, deliver effects."""
     rt = worker_runtime()
     _problems_line(rt)
-    report = asyncio.run(_with_board(rt, lambda board: run_cycle(rt.engine, board)))
+    schedule = reply_schedule(rt)
+    report = asyncio.run(_with_board(rt, lambda board: run_cycle(rt.engine, board, schedule)))
     _print_cycle(rt, report)
 
 

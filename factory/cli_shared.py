@@ -15,6 +15,7 @@ from rich.console import Console
 
 from factory.board import Board
 from factory.redact import install_log_redaction, redact
+from factory.reply_schedule import ReplySchedule
 from factory.runtime import Runtime, open_runtime, refuse_to_work
 from factory.settings import SettingsError, load_settings
 from factory.store import repo
@@ -96,6 +97,14 @@ async def board_for(rt: Runtime, *, check_repliers: bool = False) -> AsyncIterat
     )
     async with opening as board:
         yield board
+
+
+def reply_schedule(rt: Runtime) -> ReplySchedule | None:
+    """The reply schedule for the Notion board (None for the local board: looks are free)."""
+    settings = notion_settings()
+    if not settings.board_configured:
+        return None
+    return settings.reply_schedule(rt.settings.poll_seconds)
 
 
 def print_json(doc: Any) -> None:

@@ -20,7 +20,7 @@ from rich.live import Live
 from sqlalchemy import text
 from starlette.applications import Starlette
 
-from factory.cli_shared import board_for, notion_settings, out, worker_runtime
+from factory.cli_shared import board_for, notion_settings, out, reply_schedule, worker_runtime
 from factory.command import kill_running_commands
 from factory.live import JsonFormatter, RequestRate, render
 from factory.metrics import render as render_metrics
@@ -85,6 +85,7 @@ def start(
         concurrency=rt.settings.concurrency,
         shutdown_grace_seconds=rt.settings.shutdown_grace_seconds,
         progress_seconds=rt.settings.progress_seconds,
+        replies=reply_schedule(rt),
     )
     configure_io(io_threads_for(config.concurrency))
     ports = Ports(webhook_host, webhook_port, metrics_host, metrics_port)

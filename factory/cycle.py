@@ -10,11 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from factory.board import Board
+from factory.board import Board, ReportsEdits
 from factory.engine import Engine, TickReport
 from factory.outbox import DrainReport, drain
+from factory.reply_schedule import ReplySchedule, Waiting, plan
+from factory.store import replies as replies_store
 from factory.store import repo
+from factory.threads import run_io
 
 log = logging.getLogger("nfactory.cycle")
 
@@ -31,30 +35,76 @@ class CycleReport:
         return sum(t.transitions for t in self.ticks)
 
 
-async def resume_answered(
-    engine: Engine, board: Board, first: Collection[str] = ()
-) -> list[TickReport]:
-    """Tick every card in feedback that a person has answered.
+@dataclass
+class RepliesPass:
+    """What one look for replies did: the ticks it ran, and hints it had no budget for."""
 
-    `first` names cards (ids without dashes) a webhook says were commented on:
-    they are checked before the others, so their replies are not kept waiting
-    behind every other waiting card's comment read.
+    ticks: list[TickReport] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)  # task ids whose comments were read
+    unreached: set[str] = field(default_factory=set)  # hinted card ids left for the next pass
+
+
+async def resume_answered(
+    engine: Engine,
+    board: Board,
+    hints: Collection[str] = (),
+    schedule: ReplySchedule | None = None,
+) -> RepliesPass:
+    """Tick every card in feedback that a person has answered, among those due a look.
+
+    `hints` name cards (page ids, dashes or not) a webhook or intake says changed: they
+    are looked at first. Without a `schedule` every waiting card is looked at (the local
+    board, whose comments cost nothing); with one, only the cards it picks, at most its
+    budget, and a look is recorded (for the next pass, or the next `nfactory tick`) only
+    once the read succeeded.
     """
-    with engine.db.connect() as conn:
-        waiting = repo.feedback_tasks(conn, board.id)
-    waiting.sort(key=lambda t: (t[1] or "").replace("-", "") not in first)
-    reports = []
-    for task_id, _card in waiting:
+    named = {h.replace("-", "") for h in hints}
+    rows = await run_io(_waiting, engine, board.id)
+    card_of = {r.task_id: (r.external_id or "").replace("-", "") for r in rows}
+    if schedule is None:
+        order = sorted(card_of, key=lambda t: card_of[t] not in named)
+    else:
+        now = engine.clock.now()
+        order = plan(
+            schedule,
+            [
+                Waiting(r.task_id, r.asked_at, r.checked_at, card_of[r.task_id] in named)
+                for r in rows
+                if r.task_id not in engine.held
+            ],
+            now,
+        )
+    result = RepliesPass()
+    for task_id in order:
         if task_id in engine.held:
             continue  # its factory is not loaded: a reply cannot be handled before a restart
+        at = engine.clock.now()
         try:
             replies = await board.replies(task_id)
         except Exception as exc:  # one unreadable card must not hide the others' replies
             log.warning("reading replies on card %s failed: %s", task_id, exc)
             continue
+        result.checked.append(task_id)
         if replies:
-            reports.append(await engine.tick(task_id, replies=replies))
-    return reports
+            # not recorded: if the tick does not take them (another worker holds the
+            # card), the card stays due and the next pass looks again
+            result.ticks.append(await engine.tick(task_id, replies=replies))
+        elif schedule is not None:  # without one nothing reads the look times
+            await run_io(_record, engine, task_id, at)
+    reached = {card_of[t] for t in result.checked}
+    # a hint for a card no longer waiting is spent; one the budget did not reach waits
+    result.unreached = {h for h in named & set(card_of.values()) if h not in reached}
+    return result
+
+
+def _waiting(engine: Engine, board_id: str) -> list[replies_store.WaitingRow]:
+    with engine.db.connect() as conn:
+        return replies_store.waiting_for_replies(conn, board_id)
+
+
+def _record(engine: Engine, task_id: str, at: datetime) -> None:
+    with engine.db.begin() as conn:
+        replies_store.record_reply_check(conn, task_id, at)
 
 
 async def run_due(engine: Engine, board_id: str, limit: int = 100) -> list[TickReport]:
@@ -63,16 +113,23 @@ async def run_due(engine: Engine, board_id: str, limit: int = 100) -> list[TickR
     return [await engine.tick(task_id) for task_id in due]
 
 
-async def run_cycle(engine: Engine, board: Board) -> CycleReport:
+async def run_cycle(
+    engine: Engine, board: Board, schedule: ReplySchedule | None = None
+) -> CycleReport:
     """Each phase runs even if the board fails another: Notion being down must not stop
-    cards already taken in from running (their effects wait in the outbox)."""
+    cards already taken in from running (their effects wait in the outbox).
+
+    Cards intake saw edited are looked at for replies first; with a `schedule` (from
+    cron, each tick a new process) the look times kept in the database decide the rest.
+    """
     report = CycleReport()
     try:
         report.intake = await board.poll(engine.factories, engine.clock.now(), engine.unloaded)
     except Exception as exc:
         report.errors.append(f"intake: {exc}")
     try:
-        report.ticks += await resume_answered(engine, board)
+        edited = report.intake.edited if isinstance(report.intake, ReportsEdits) else []
+        report.ticks += (await resume_answered(engine, board, edited, schedule)).ticks
     except Exception as exc:
         report.errors.append(f"feedback: {exc}")
     report.ticks += await run_due(engine, board.id)
@@ -101,7 +158,9 @@ async def run_task(engine: Engine, board: Board, task_id: str) -> CycleReport:
             f"task {task_id} is on board {owner!r}, not on this board ({board.id!r}); {where}"
         )
     report = CycleReport()
-    replies = await board.replies(task_id)
+    at = engine.clock.now()
+    replies = await board.replies(task_id)  # whatever the schedule says: the user asked
+    await run_io(_record, engine, task_id, at)
     while True:
         tick = await engine.tick(task_id, strict=True, replies=replies)
         replies = []

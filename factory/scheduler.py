@@ -4,7 +4,8 @@ Jobs (each max_instances=1 and coalesced, so a slow run never stacks up):
 - intake: poll the board for new and changed cards;
 - dispatch: start ticks for due cards, at most `concurrency` at once, oldest
   first, so a card that yields goes to the back of the line;
-- feedback: look for human replies on cards waiting in feedback;
+- feedback: look for human replies on cards waiting in feedback, following the
+  reply schedule when one is configured (factory/reply_schedule.py);
 - deliver: drain the outbox to the board;
 - progress: show running agents' latest progress lines on their cards, at most
   one write per card per `progress_seconds`, and only on spare rate budget.
@@ -19,15 +20,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from factory.board import Board, ShowsProgress
+from factory.board import Board, ReportsEdits, ShowsProgress
 from factory.cycle import resume_answered
 from factory.engine import Engine, TickReport
 from factory.outbox import DrainReport, drain
+from factory.reply_schedule import ReplySchedule, budget_for
 from factory.store import repo
 from factory.threads import run_io
 
@@ -43,6 +45,9 @@ class WorkerConfig:
     shutdown_grace_seconds: float = 30.0
     progress_seconds: float = 15.0  # per card, at most one progress write this often
     progress_check_seconds: float = 1.0  # how often the progress job looks for due lines
+    # which waiting cards to look at for replies, and how many per pass; None: all, every
+    # poll (the local board, where a look costs nothing)
+    replies: ReplySchedule | None = None
 
 
 @dataclass
@@ -84,6 +89,7 @@ class Worker:
         self.jobs: set[asyncio.Task[object]] = set()
         self.running_jobs: set[str] = set()
         self.woken: set[str] = set()  # woken while running: run again once it ends
+        self._feedback_started: float | None = None  # monotonic start of the last reply pass
         self.accepting = True
         self.abandoned = 0  # ticks cancelled at stop because the grace ran out
         self.stopped = asyncio.Event()
@@ -94,7 +100,7 @@ class Worker:
         now = datetime.now(UTC)
         jobs: list[tuple[str, Callable[[], object], float]] = [
             ("intake", self.intake, self.config.poll_seconds),
-            ("feedback", self.feedback, self.config.poll_seconds),
+            ("feedback", self.feedback, self._feedback_seconds()),
             ("dispatch", self.dispatch, self.config.dispatch_seconds),
             ("deliver", self.deliver, self.config.deliver_seconds),
         ]
@@ -114,6 +120,10 @@ class Worker:
                 misfire_grace_time=None,
             )
         self.scheduler.start()
+
+    def _feedback_seconds(self) -> float:
+        replies = self.config.replies
+        return self.config.poll_seconds if replies is None else replies.every
 
     def _tracked(
         self, job_id: str, fn: Callable[[], Awaitable[object]]
@@ -187,10 +197,13 @@ class Worker:
         if not self.accepting:
             return
         try:
-            await self.board.poll(
+            report = await self.board.poll(
                 self.engine.factories, self.engine.clock.now(), self.engine.unloaded
             )
             self.stats.polls += 1
+            if isinstance(report, ReportsEdits):
+                for card in report.edited:  # a reply may have come with the edit
+                    self.hint("feedback", card)
         except Exception as exc:
             self._failed("intake", exc)
         # a card moved to Cancelled is now a cancel request in the database: the agents
@@ -201,12 +214,23 @@ class Worker:
     async def feedback(self) -> None:
         if not self.accepting:
             return
+        hints = self.hints.pop("feedback", set())
+        schedule = self.config.replies
+        started = time.monotonic()
+        if schedule is not None and self._feedback_started is not None:
+            # woken early by a webhook: this pass gets the time since the last one
+            budget = budget_for(schedule, started - self._feedback_started)
+            schedule = replace(schedule, budget=budget)
+        self._feedback_started = started
         try:
-            first = self.hints.pop("feedback", set())
-            for report in await resume_answered(self.engine, self.board, first):
-                self._count(report)
+            done = await resume_answered(self.engine, self.board, hints, schedule)
         except Exception as exc:
+            self.hints.setdefault("feedback", set()).update(hints)  # not looked at: keep
             self._failed("feedback", exc)
+            return
+        self.hints.setdefault("feedback", set()).update(done.unreached)
+        for report in done.ticks:
+            self._count(report)
 
     async def dispatch(self) -> None:
         # an agent call that overran its timeout still runs in its thread: its slot stays

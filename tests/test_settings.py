@@ -207,3 +207,28 @@ def test_the_cancel_grace_reaches_command_agents(
         assert command._cancel_grace == 2.5
     finally:
         command.set_cancel_grace(command.DEFAULT_CANCEL_GRACE_SECONDS)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [("0", "greater than 0"), ("1.5", "less than or equal to 1"), ("third", "valid number")],
+)
+def test_a_reply_share_outside_zero_to_one_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str, says: str
+) -> None:
+    from integrations.notion.settings import load_notion_settings
+
+    monkeypatch.setenv("NFACTORY_REPLY_SHARE", value)
+    with pytest.raises(SettingsError, match=rf"^NFACTORY_REPLY_SHARE: .*{says}"):
+        load_notion_settings()
+
+
+def test_the_reply_share_sets_the_reads_per_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    from integrations.notion.settings import load_notion_settings
+
+    assert load_notion_settings().reply_schedule(10.0).budget == 10  # a third of 3/s x 10 s
+    monkeypatch.setenv("NFACTORY_REPLY_SHARE", "0.5")
+    monkeypatch.setenv("NOTION_RATE_LIMIT", "2")
+    schedule = load_notion_settings().reply_schedule(10.0)
+    assert (schedule.every, schedule.budget) == (10.0, 10)
+    assert load_notion_settings().reply_schedule(0.5).every == 1.0  # one read per pass fits

@@ -495,14 +495,6 @@ def runnable_task_ids(
     return [r.id for r in rows]
 
 
-def feedback_tasks(conn: Connection, board_id: str) -> list[tuple[str, str | None]]:
-    """(task id, card id) of the board's tasks waiting for a human, longest waiting first."""
-    query = select(tasks.c.id, tasks.c.external_id).where(
-        tasks.c.status == TaskStatus.feedback, tasks.c.board_id == board_id
-    )
-    return [(r.id, r.external_id) for r in conn.execute(query.order_by(tasks.c.updated_at))]
-
-
 def consumed_comment_ids(conn: Connection, task_id: str) -> set[str]:
     rows = conn.execute(
         select(consumed_comments.c.comment_id).where(consumed_comments.c.task_id == task_id)

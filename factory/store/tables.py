@@ -245,3 +245,12 @@ rate_budget = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("paused_until", UTCDateTime),
 )
+
+# When a card's comments were last read for replies (one row per task, overwritten), so
+# the reply schedule holds across `nfactory tick` processes and worker restarts.
+reply_checks = Table(
+    "reply_checks",
+    metadata,
+    Column("task_id", String(36), ForeignKey("tasks.id"), primary_key=True),
+    Column("checked_at", UTCDateTime, nullable=False),
+)

@@ -119,7 +119,8 @@ class NotionBoard:
         task, question, consumed = await run_io(self._feedback_state, task_id)
         if task.external_id is None or question is None:
             return []  # the question has not reached the card yet: nobody can answer it
-        comments = await self.client.list_comments_all(task.external_id)
+        # in the background: deliveries and intake go first (docs/operations.md)
+        comments = await self.client.list_comments_all(task.external_id, background=True)
         question_id = question or None
         candidates = answering(
             comments, bot_id=self.bot_id, question_id=question_id, consumed=consumed

@@ -69,6 +69,7 @@ class ClientStats:
 
     total: int = 0  # requests sent, retries included
     spare: int = 0  # of which sent on spare budget only (progress lines), never waited for
+    background: int = 0  # of which sent only when no other request waited (reply checks)
     skipped: int = 0  # spare-budget requests not sent: no budget to spare then
     retries: int = 0
     rate_limited: int = 0  # 429 and 529 answers received
@@ -154,6 +155,8 @@ class NotionClient:
         self.backoff_cap = backoff_cap
         self.rng = rng or random.Random()
         self._sleep = sleep
+        # how often a background request asks the bucket again: a few times per token
+        self._background_poll = 1.0 / (4 * rate)
         self.stats = ClientStats()
 
     def __repr__(self) -> str:
@@ -188,6 +191,7 @@ class NotionClient:
         idempotent: bool = True,
         on_send: OnSend | None = None,
         spare: bool = False,
+        background: bool = False,
     ) -> Json:
         """One API call, retried as the retry policy allows; raises NotionError.
 
@@ -198,6 +202,8 @@ class NotionClient:
         the rate limit), so a caller can stamp the write's own send time.
         With spare=True the call never waits: it goes once, at once, if the bucket has
         a token to spare (else NoSpareBudget, nothing sent), and is not retried.
+        With background=True (reply checks) the call waits its turn behind every other
+        request: each attempt goes only when no other caller is waiting for a token.
         """
         method = method.upper()
         path = normalise_path(path)
@@ -217,6 +223,9 @@ class NotionClient:
                     self.stats.skipped += 1
                     raise NoSpareBudget(endpoint)
                 self.stats.spare += 1
+            elif background:
+                await self._background_token()
+                self.stats.background += 1
             else:
                 await self.bucket.acquire()
             if on_send is not None:
@@ -273,6 +282,15 @@ class NotionClient:
             attempt += 1
             await self._sleep(delay)
 
+    async def _background_token(self) -> None:
+        """A token taken only when no foreground request is waiting for one.
+
+        `try_spare(0)` refuses while a caller is queued in `acquire`, so a delivery or a
+        poll issued now goes before every background request, however many wait.
+        """
+        while not self.bucket.try_spare(0.0):
+            await self._sleep(self._background_poll)
+
     def _count_sent(self, endpoint: str, objects: list[str]) -> None:
         self.stats.total += 1
         self.stats.by_endpoint[endpoint] = self.stats.by_endpoint.get(endpoint, 0) + 1
@@ -287,6 +305,7 @@ class NotionClient:
         body: Json | None = None,
         query: Json | None = None,
         page_size: int = 100,
+        background: bool = False,
     ) -> AsyncIterator[Json]:
         """Every result of a list endpoint, following has_more / next_cursor.
 
@@ -301,12 +320,16 @@ class NotionClient:
                 page_body: Json = {**(body or {}), "page_size": size}
                 if cursor:
                     page_body["start_cursor"] = cursor
-                page = await self.request(method, path, body=page_body, query=query)
+                page = await self.request(
+                    method, path, body=page_body, query=query, background=background
+                )
             else:
                 page_query: Json = {**(query or {}), "page_size": size}
                 if cursor:
                     page_query["start_cursor"] = cursor
-                page = await self.request(method, path, body=body, query=page_query)
+                page = await self.request(
+                    method, path, body=body, query=page_query, background=background
+                )
             for item in page.get("results", []):
                 yield item
             cursor = page.get("next_cursor")
@@ -480,8 +503,12 @@ class NotionClient:
             query["start_cursor"] = start_cursor
         return await self.request("GET", "comments", query=query)
 
-    async def list_comments_all(self, page_id: str) -> list[Json]:
-        return await self._all("GET", "comments", query={"block_id": page_id})
+    async def list_comments_all(self, page_id: str, *, background: bool = False) -> list[Json]:
+        """Every unresolved comment of the page; background=True lets any other request go
+        first (a look for replies can wait, a delivery should not)."""
+        return await self._all(
+            "GET", "comments", query={"block_id": page_id}, background=background
+        )
 
     async def create_comment(
         self, page_id: str, rich_text: list[dict[str, Any]], *, on_send: OnSend | None = None

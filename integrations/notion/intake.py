@@ -42,6 +42,7 @@ class IntakeReport:
     blocked: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    edited: list[str] = field(default_factory=list)  # page ids of the fresh cards read
 
 
 async def read_context(client: NotionClient, page_id: str) -> tuple[str, str]:
@@ -76,7 +77,7 @@ async def poll(
     )
     cards = [parse_card(p) async for p in pages]
     fresh, next_mark = advance(mark, cards, now)
-    report = IntakeReport(seen=len(cards))
+    report = IntakeReport(seen=len(cards), edited=[c.page_id for c in fresh])
     with db.connect() as conn:
         known = board_store.snapshots(conn, board_id, [c.page_id for c in fresh])
     for card in fresh:

@@ -9,6 +9,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from factory import redact
+from factory.reply_schedule import REPLY_SHARE, ReplySchedule, schedule_for
 from factory.settings import SettingsError
 from integrations.notion.repliers import normalize_entry
 
@@ -40,6 +41,9 @@ class NotionSettings(BaseSettings):
     # auto: workers on one PostgreSQL database share the integration's budget through it;
     # on: through SQLite too (cron ticks beside a `start`); off: each process on its own
     notion_rate_shared: Literal["auto", "on", "off"] = "auto"
+    # the most of NOTION_RATE_LIMIT that looks for replies may spend (deliveries and intake
+    # always go first); see factory/reply_schedule.py
+    nfactory_reply_share: float = Field(default=REPLY_SHARE, gt=0, le=1)
     notion_webhook_secret: SecretStr | None = None
     # the largest webhook body read; anything larger is refused (413) while it arrives
     nfactory_webhook_max_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
@@ -91,6 +95,10 @@ class NotionSettings(BaseSettings):
     @property
     def board_configured(self) -> bool:
         return bool(self.notion_board_id)
+
+    def reply_schedule(self, poll_seconds: float) -> ReplySchedule:
+        """Which waiting cards to look at for replies each pass, within the reply share."""
+        return schedule_for(poll_seconds, self.nfactory_reply_share, self.notion_rate_limit)
 
     def token(self) -> str:
         if self.notion_token is None or not self.notion_token.get_secret_value():

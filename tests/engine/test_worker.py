@@ -167,7 +167,7 @@ async def test_a_card_named_by_a_webhook_is_checked_for_replies_first(db: Databa
     await resume_answered(engine, board)
     assert board.asked == ids  # longest waiting first
     board.asked.clear()
-    await resume_answered(engine, board, first={"bbbb2"})
+    await resume_answered(engine, board, hints={"bbbb2"})
     assert board.asked == [ids[1], ids[0]]
 
 

@@ -368,6 +368,29 @@ async def test_on_send_marks_each_attempt_as_it_goes_out_after_the_rate_limit_wa
     assert sent[2] - queued >= 1.5
 
 
+async def test_a_delivery_goes_before_reply_checks_already_waiting(
+    emulator: EmulatorServer, make_client: MakeClient
+) -> None:
+    """Comment reads for replies are background requests: a write issued while eight of
+    them wait for the rate limit is sent next, not after them. Which reads went out
+    before the write shows in what they read: the write is a comment on the same page."""
+    configure(emulator, rate_limit=0)
+    client = make_client(rate=5.0, burst=1)
+    page = root_page(emulator)
+    reads = [asyncio.create_task(client.list_comments_all(page, background=True)) for _ in range(8)]
+    await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
+    gone = client.stats.background  # reads sent so far; the others wait for a token
+    assert gone < 8
+
+    await client.create_comment(page, [{"type": "text", "text": {"content": "the delivery"}}])
+    seen = [len(found) for found in await asyncio.gather(*reads)]
+    before = seen.count(0)
+    # the reads already sent, and at most one taking its token as the write came
+    assert before <= gone + 1, (gone, seen)
+    assert seen.count(1) == 8 - before  # and every read still happened, once
+    assert client.stats.background == 8 and client.stats.total == 9
+
+
 # -- paths, pagination, endpoints ---------------------------------------------------------
 
 

@@ -52,21 +52,23 @@ def test_ids_match_with_or_without_dashes_and_emails_in_any_case(cli: Cli) -> No
 
 
 def test_another_integrations_bot_is_not_a_person(cli: Cli) -> None:
+    # `run --task` reads the card's comments every time; back-to-back ticks would follow
+    # the reply schedule and not look again within seconds (tests/notion/test_reply_checks)
     cli.setup_board()
     page = waiting_card(cli)
     other = cli.add_user(type="bot", name="Some other integration")
     cli.comment(page, "approve", other["id"])
-    cli.ok("tick")
+    cli.ok("run", "--task", page)
     assert cli.column(page) == "Feedback"
 
     # even when it is allow-listed by id
     cli.env["NFACTORY_ALLOWED_REPLIERS"] = other["id"]
-    cli.ok("tick")
+    cli.ok("run", "--task", page)
     assert cli.column(page) == "Feedback"
 
     del cli.env["NFACTORY_ALLOWED_REPLIERS"]
     cli.comment(page, "approve")
-    cli.ok("tick")
+    cli.ok("run", "--task", page)
     assert cli.column(page) == "Done"
 
 
