@@ -7,7 +7,8 @@ Two bulks, each made within one minute on a board the bot already polls:
 - a bulk property change (the Step text) on N cards the bot handled an hour ago.
 Then the bot polls every `--interval` seconds. The emulator's clock (ManualClock) and
 the time each poll is given advance together; cards are created and edited directly
-in the emulator's workspace, as a person's bulk edit would land. Everything the bot
+in the emulator's workspace, as a person's bulk edit would land (over 50 s, so with
+polls 10 s apart the first polls come while it lands). Everything the bot
 does goes through the real client over HTTP, and the emulator counts the requests.
 Prints a table: per poll, the query requests, the other requests (page bodies of
 cards taken in) and the cards taken in.
@@ -73,28 +74,27 @@ async def run(
     for _ in range(3):
         await intake.poll(client, db, board, ALL, clock.now())
         clock.advance(interval)
-    clock.set(clock.now().replace(second=5, microsecond=0) + timedelta(minutes=1))
-    start = clock.now()
-    step = 50 / cards  # the whole bulk lands within 50 s of one minute
-    if kind == "import":
-        for i in range(cards):
-            card(i, "Queue")
-            clock.advance(step)
-    else:
-        for page in old:
-            note = {"Step": {"rich_text": [{"type": "text", "text": {"content": "archived"}}]}}
-            ws.update_page(ws.page(page), {"properties": note}, person)
-            clock.advance(step)
-    clock.set(start)
+    start = clock.now().replace(second=5, microsecond=0) + timedelta(minutes=1)
+    step = 50 / cards  # the whole bulk lands within 50 s of one minute, polls go on meanwhile
+    note = {"Step": {"rich_text": [{"type": "text", "text": {"content": "archived"}}]}}
+    edits = [start + timedelta(seconds=i * step) for i in range(cards)]
+    done = 0
     rows: list[Row] = []
     for n in range(1, polls + 1):
-        clock.advance(interval)
+        at = start + timedelta(seconds=n * interval)
+        while done < cards and edits[done] <= at:
+            clock.set(edits[done])
+            if kind == "import":
+                card(done, "Queue")
+            else:
+                ws.update_page(ws.page(old[done]), {"properties": note}, person)
+            done += 1
+        clock.set(at)
         queries, total = await counts(control)
         report = await intake.poll(client, db, board, ALL, clock.now())
         queries2, total2 = await counts(control)
-        seconds = int((clock.now() - start).total_seconds())
         q = queries2 - queries
-        rows.append((kind, n, seconds, q, total2 - total - q, len(report.created)))
+        rows.append((kind, n, n * interval, q, total2 - total - q, len(report.created)))
     await client.aclose()
     await control.aclose()
     db.dispose()
