@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,20 +13,36 @@ from factory.store import repo
 from factory.store.tables import boards, outbox, tasks
 
 
-def load_watermark(conn: Connection, board_id: str) -> tuple[datetime | None, list[str]]:
+def load_watermark(
+    conn: Connection, board_id: str
+) -> tuple[datetime | None, list[str], list[datetime]]:
+    """(first unsettled minute, keys of the cards handled since, heavy minutes left out)."""
     row = conn.execute(
-        select(boards.c.watermark, boards.c.watermark_seen).where(boards.c.id == board_id)
+        select(boards.c.watermark, boards.c.watermark_seen, boards.c.watermark_heavy).where(
+            boards.c.id == board_id
+        )
     ).one_or_none()
-    return (None, []) if row is None else (row.watermark, list(row.watermark_seen or []))
+    if row is None:
+        return None, [], []
+    heavy = [datetime.fromisoformat(m) for m in row.watermark_heavy or []]
+    return row.watermark, list(row.watermark_seen or []), heavy
 
 
 def save_watermark(
-    conn: Connection, board_id: str, minute: datetime | None, seen: Sequence[str]
+    conn: Connection,
+    board_id: str,
+    minute: datetime | None,
+    seen: Iterable[str],
+    heavy: Iterable[datetime] = (),
 ) -> None:
     conn.execute(
         update(boards)
         .where(boards.c.id == board_id)
-        .values(watermark=minute, watermark_seen=sorted(seen))
+        .values(
+            watermark=minute,
+            watermark_seen=sorted(seen),
+            watermark_heavy=[m.isoformat() for m in sorted(heavy)],
+        )
     )
 
 

@@ -65,9 +65,11 @@ boards = Table(
     Column("kind", String(16), nullable=False),  # local | notion
     Column("external_id", String(64)),  # Notion data source id
     Column("title", Text, nullable=False, server_default=""),
-    # intake watermark: last_edited_time boundary minute and the (page, time) keys seen in it
+    # intake watermark: the first last_edited_time minute not yet settled, the keys of the
+    # cards handled since, and the heavy minutes (ISO) left out of polls until they settle
     Column("watermark", UTCDateTime),
     Column("watermark_seen", Json, nullable=False, default=list),
+    Column("watermark_heavy", Json, nullable=False, default=list),
     Column("created_at", UTCDateTime, nullable=False),
 )
 

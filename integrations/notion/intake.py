@@ -1,7 +1,8 @@
 """Intake: one poll of the board turns changed cards into task changes.
 
 A poll of a board where nothing changed costs one query request whatever its
-size (see intake_rules for why). A card that starts a run costs one more
+size, and so does a poll in the minutes after a bulk edit, once the bulk has
+been read (see intake_rules for why). A card that starts a run costs one more
 request: its page body, read once per run as the task's context.
 """
 
@@ -27,6 +28,7 @@ from integrations.notion.intake_rules import (
     Watermark,
     advance,
     decide_card,
+    interrupted,
     poll_filter,
 )
 from integrations.notion.markdown import first_line, plain_text, split_bot_section
@@ -68,18 +70,19 @@ async def poll(
 ) -> IntakeReport:
     factories = list(factories)
     with db.connect() as conn:
-        minute, seen = board_store.load_watermark(conn, board_id)
-    mark = Watermark(minute, frozenset(seen))
+        minute, seen, heavy = board_store.load_watermark(conn, board_id)
+    mark = Watermark(minute, frozenset(seen), frozenset(heavy))
     pages = client.paginate(
         "POST",
         f"data_sources/{board_id}/query",
-        body={"filter": poll_filter(mark), "sorts": POLL_SORTS},
+        body={"filter": poll_filter(mark, now), "sorts": POLL_SORTS},
     )
     cards = [parse_card(p) async for p in pages]
     fresh, next_mark = advance(mark, cards, now)
     report = IntakeReport(seen=len(cards), edited=[c.page_id for c in fresh])
     with db.connect() as conn:
         known = board_store.snapshots(conn, board_id, [c.page_id for c in fresh])
+    handled: list[Card] = []
     for card in fresh:
         snap = known.get(card.page_id)
         task = TaskSnapshot(*snap) if snap else None
@@ -92,11 +95,21 @@ async def poll(
             report.errors.append(f"card {card.page_id}: {exc}")
             log.warning("intake of card %s failed: %s", card.page_id, exc)
             if not exc.permanent:
-                # transient: keep the watermark where it was so the next poll retries
+                # transient: keep the window where it was so the next poll retries
+                # this card and those after it
+                _save(db, board_id, mark, interrupted(mark, next_mark, handled))
                 return report
-    with db.begin() as conn:
-        board_store.save_watermark(conn, board_id, next_mark.minute, sorted(next_mark.seen))
+        handled.append(card)
+    _save(db, board_id, mark, next_mark)
     return report
+
+
+def _save(db: Engine, board_id: str, old: Watermark, new: Watermark) -> None:
+    # after a bulk edit `seen` holds thousands of keys: write it only when it changes
+    if new == old:
+        return
+    with db.begin() as conn:
+        board_store.save_watermark(conn, board_id, new.minute, new.seen, new.heavy)
 
 
 async def _apply(

@@ -155,6 +155,7 @@ def create_app(
     )
     emitter.configure(gate.config.webhook_url, gate.config.webhook_secret)
     ws.on_event = emitter.emit
+    ws.query_lag = lambda: gate.config.query_lag_seconds
     dispatcher = V1Dispatcher(ALL_ROUTES)
 
     async def v1(request: Request) -> Response:

@@ -49,7 +49,10 @@ def query(ctx: Ctx) -> Result:
         if ctx.body.get("filter") is not None:
             predicate = filters.compile_filter(ctx.body["filter"], ds.schema, ws.now())
         pages = [ws.nodes[pid] for pid in ds.pages]
-        live = [p for p in pages if isinstance(p, Page) and not p.in_trash]
+        # under a query index lag, each row as the index shows it (see index_lag.py)
+        indexed = [ws.queried(p) for p in pages if isinstance(p, Page)]
+        live = [p for p in indexed if p is not None and not p.in_trash]
+        by_id = {p.id: p for p in live}
         rows = [
             filters.Row(
                 render.page_properties(ws, p),
@@ -63,7 +66,7 @@ def query(ctx: Ctx) -> Result:
         ordered = filters.sort_rows(selected, ctx.body.get("sorts"), ds.schema)
         ids = [row.id for row in ordered]
         chunk, next_cursor = paginate(ids, lambda pid: pid, cursor, size)
-        results = [render.page(ws, ws.page(pid)) for pid in chunk]
+        results = [render.page(ws, by_id[pid]) for pid in chunk]
         return render.list_envelope(results, next_cursor, "page_or_data_source")
 
 

@@ -22,6 +22,7 @@ from . import errors, properties, richtext
 from .blocks import BlockSpec, update_payload
 from .clock import Clock, SystemClock
 from .ids import new_id, parse_id
+from .index_lag import QueryIndex
 from .records import (
     AsyncTask,
     Block,
@@ -51,6 +52,8 @@ class Workspace:
         self.workspace_id = new_id()
         self.workspace_name = "Emulator Workspace"
         self.on_event: EventSink = _ignore_event
+        # seconds an edit takes to reach data source queries (the app reads its config)
+        self.query_lag: Callable[[], float] = lambda: 0.0
         self.reset()
 
     # -- lifecycle ------------------------------------------------------------
@@ -64,6 +67,7 @@ class Workspace:
             self.comments: dict[str, Comment] = {}
             self.tasks: dict[str, AsyncTask] = {}
             self.workspace_children: list[str] = []
+            self.index = QueryIndex()
             self.person = self.add_person(PERSON_NAME, "person@emulator.invalid")
             root = self._new_page(
                 {"type": "workspace", "workspace": True},
@@ -74,6 +78,10 @@ class Workspace:
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    def queried(self, page: Page) -> Page | None:
+        """The version of a data source row its query sees now (see index_lag.py)."""
+        return self.index.view(page, self.now(), self.query_lag())
 
     # -- lookups --------------------------------------------------------------
 
@@ -222,6 +230,8 @@ class Workspace:
         """Content edits bump the enclosing page's last edit, as Notion does."""
         current: Node | None = self.nodes.get(node_id)
         while current is not None:
+            if isinstance(current, Page):
+                self.index.before_edit(current, self.now(), self.query_lag())
             current.last_edited_time = self.now()
             current.last_edited_by = actor
             if isinstance(current, Page):
@@ -327,6 +337,7 @@ class Workspace:
             trash = body.get("in_trash", body.get("archived"))
             if page.in_trash and trash is not False and ("properties" in body):
                 raise errors.archived_edit()
+            self.index.before_edit(page, self.now(), self.query_lag())
             changed: list[str] = []
             if "properties" in body:
                 schema = self.schema_of(page)
@@ -364,6 +375,7 @@ class Workspace:
                 raise errors.body_invalid(
                     "body.parent", "should be a page or data source", parent_raw
                 )
+            self.index.before_edit(page, self.now(), self.query_lag())
             self._detach(page)
             page.parent = parent
             page.data_source_id = parent.get("data_source_id")

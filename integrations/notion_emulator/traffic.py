@@ -177,6 +177,9 @@ class EmulatorConfig(BaseModel):
     # The integration's "Read user information" capability: without it Notion answers
     # GET /v1/users and /v1/users/{id} with 403 (GET /v1/users/me still works).
     user_information: bool = True
+    # Notion's query index shows an edit some seconds after it: with this set, data source
+    # queries see each page as it was before its edits younger than this (index_lag.py).
+    query_lag_seconds: float = Field(default=0.0, ge=0)
 
     @field_validator("fault_statuses")
     @classmethod
