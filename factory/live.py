@@ -15,9 +15,9 @@ from rich.table import Table
 from sqlalchemy import Engine, func, select
 
 from factory.effects import COLUMNS
-from factory.outbox import backlog
 from factory.scheduler import Worker
 from factory.store import progress as progress_store
+from factory.store.outbox import backlog
 from factory.store.tables import tasks
 from factory.terminal import shown
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 from sqlalchemy import Engine, func, select
 
-from factory.outbox import backlog
 from factory.scheduler import WorkerStats
+from factory.store.outbox import backlog
 from factory.store.tables import runs, tasks
 from factory.threads import AgentThreads
 

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from factory import AgentInput, action, define_factory, done, failed
 from factory.clock import SystemClock
 from factory.local_board import LocalBoard
-from factory.outbox import backlog
 from factory.scheduler import Worker, WorkerConfig
+from factory.store.outbox import backlog
 from factory.store.tables import tasks
 from tests.engine.helpers import make_engine, new_task, path
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from factory.outbox import backlog, coalesce, drain, pending
+from factory.outbox import coalesce, drain
+from factory.store.outbox import backlog, pending
 from factory.store.tables import outbox
 from integrations.notion_emulator.server import EmulatorServer
 from tests.notion.journeys_factories import ALL
