@@ -12,25 +12,19 @@ from datetime import UTC, datetime
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from factory.effects import COLUMNS
 from factory.scheduler import Worker
 from factory.store import progress as progress_store
+from factory.store.counts import tasks_by_status
 from factory.store.outbox import backlog
-from factory.store.tables import tasks
 from factory.terminal import shown
 
 
 def column_counts(db: Engine, board_id: str) -> dict[str, int]:
-    with db.connect() as conn:
-        rows = conn.execute(
-            select(tasks.c.status, func.count())
-            .where(tasks.c.board_id == board_id)
-            .group_by(tasks.c.status)
-        ).all()
     counts = dict.fromkeys(COLUMNS.values(), 0)
-    for status, n in rows:
+    for status, n in tasks_by_status(db, board_id).items():
         counts[COLUMNS.get(status, status)] = n
     return counts
 
