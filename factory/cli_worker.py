@@ -17,7 +17,6 @@ from typing import Annotated, Any, NoReturn
 import typer
 import uvicorn
 from rich.live import Live
-from sqlalchemy import text
 from starlette.applications import Starlette
 
 from factory.cli_shared import board_for, notion_settings, out, reply_schedule, worker_runtime
@@ -27,6 +26,7 @@ from factory.metrics import render as render_metrics
 from factory.ops_http import ops_app
 from factory.redact import RedactingFilter, install_log_redaction
 from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
+from factory.store.db import ping
 from factory.terminal import SafeFormatter
 from factory.threads import configure_io, io_threads_for
 from factory.unknown import health as factories_health
@@ -208,8 +208,7 @@ def _start_servers(  # type: ignore[no-untyped-def]
 
     def health() -> dict[str, str]:
         try:
-            with rt.db.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            ping(rt.db)
             database = "ok"
         except Exception as exc:
             database = f"error: {type(exc).__name__}"
