@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 
 from factory.cli_shared import board_for, notion_settings, out, reply_schedule, worker_runtime
 from factory.command import kill_running_commands
-from factory.live import JsonFormatter, RequestRate, render
+from factory.live import JsonFormatter, RequestRate, render_live
 from factory.metrics import render as render_metrics
 from factory.ops_http import ops_app
 from factory.redact import RedactingFilter, install_log_redaction
@@ -169,9 +169,10 @@ async def _serve(  # type: ignore[no-untyped-def]
         if live:
             client = getattr(board, "client", None)  # the Notion board counts its requests
             rate = RequestRate(client.stats.as_dict) if client is not None else None
-            with Live(render(worker, rate), console=out, refresh_per_second=2) as view:
+            first = await render_live(worker, rate)
+            with Live(first, console=out, refresh_per_second=2) as view:
                 while not stop.is_set():
-                    view.update(render(worker, rate))
+                    view.update(await render_live(worker, rate))
                     await asyncio.sleep(0.5)
         else:
             await stop.wait()

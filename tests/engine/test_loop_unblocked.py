@@ -107,3 +107,25 @@ async def test_a_whole_cycle_runs_no_statement_on_the_loop(
     assert on_loop == []
     assert report.errors == [] and report.delivery.delivered > 0
     assert {task(db, c).status for c in cards} == {"done"}
+
+
+async def test_the_live_view_reads_the_database_off_the_loop(
+    sqlite_file: tuple[Database, Path],
+) -> None:
+    from rich.console import Console
+
+    from factory.live import render_live
+    from factory.scheduler import Worker, WorkerConfig
+
+    db, path = sqlite_file
+    clock = FakeClock()
+    new_task(db, "w", "shown card")
+    worker = Worker(make_engine(db, FACTORY, clock=clock), LocalBoard(db, clock), WorkerConfig())
+    on_loop = statements_on_this_thread(db)
+    drawing = asyncio.create_task(render_live(worker))
+    assert await turns_while_locked(path, drawing) == LOOP_TURNS  # redrawn twice a second
+    view = await drawing
+    assert on_loop == []
+    console = Console(record=True, width=200)
+    console.print(view)
+    assert "Queue 1" in console.export_text()
