@@ -229,7 +229,7 @@ class Worker:
     async def feedback(self) -> None:
         if not self.accepting:
             return
-        hints = self.hints.pop("feedback", set())
+        hints, self.hints["feedback"] = self.hints.get("feedback", set()), set()
         schedule = self.config.replies
         started = time.monotonic()
         if schedule is not None and self._feedback_started is not None:
