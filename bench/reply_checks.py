@@ -45,11 +45,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for th
 from factory.clock import SystemClock
 from factory.cycle import run_cycle
 from factory.engine import Engine, EngineConfig
-from factory.outbox import backlog
 from factory.reply_schedule import REPLY_SHARE, schedule_for
 from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
 from factory.store import repo
 from factory.store.db import open_database
+from factory.store.outbox import backlog
 from factory.store.tables import consumed_comments, outbox, reply_checks, tasks
 from integrations.notion.board import NotionBoard
 from integrations.notion.cards import new_card_properties

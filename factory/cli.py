@@ -29,12 +29,12 @@ from factory.cli_worker import start
 from factory.cli_workspaces import workspaces_app
 from factory.cycle import CycleReport, run_cycle, run_task
 from factory.effects import StateEffect
-from factory.local_board import add_reply
 from factory.runtime import Runtime
 from factory.settings import load_settings
 from factory.statuses import TaskStatus
 from factory.store import progress as progress_store
 from factory.store import repo
+from factory.store.local_comments import add_reply
 from factory.terminal import SafeFormatter, shown
 from factory.unknown import failures
 

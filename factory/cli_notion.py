@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from factory import worktrees
 from factory.cli_shared import command, err, notion_settings, now, out
 from factory.loader import Catalog, load_factories
 from factory.redact import redact
 from factory.settings import load_settings
-from factory.store.db import open_database
+from factory.store.db import open_database, ping
 from factory.terminal import shown
 from factory.threads import run_io
 
@@ -81,8 +81,7 @@ def doctor() -> None:
     db = None
     try:
         db = open_database(engine_settings.database_url)
-        with db.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        ping(db)
         checks.append(Check("database", True, db.url.render_as_string(hide_password=True)))
     except Exception as exc:
         db = None

@@ -17,16 +17,16 @@ from typing import Annotated, Any, NoReturn
 import typer
 import uvicorn
 from rich.live import Live
-from sqlalchemy import text
 from starlette.applications import Starlette
 
 from factory.cli_shared import board_for, notion_settings, out, reply_schedule, worker_runtime
 from factory.command import kill_running_commands
-from factory.live import JsonFormatter, RequestRate, render
+from factory.live import JsonFormatter, RequestRate, render_live
 from factory.metrics import render as render_metrics
 from factory.ops_http import ops_app
 from factory.redact import RedactingFilter, install_log_redaction
 from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
+from factory.store.db import ping
 from factory.terminal import SafeFormatter
 from factory.threads import configure_io, io_threads_for
 from factory.unknown import health as factories_health
@@ -169,9 +169,10 @@ async def _serve(  # type: ignore[no-untyped-def]
         if live:
             client = getattr(board, "client", None)  # the Notion board counts its requests
             rate = RequestRate(client.stats.as_dict) if client is not None else None
-            with Live(render(worker, rate), console=out, refresh_per_second=2) as view:
+            first = await render_live(worker, rate)
+            with Live(first, console=out, refresh_per_second=2) as view:
                 while not stop.is_set():
-                    view.update(render(worker, rate))
+                    view.update(await render_live(worker, rate))
                     await asyncio.sleep(0.5)
         else:
             await stop.wait()
@@ -208,8 +209,7 @@ def _start_servers(  # type: ignore[no-untyped-def]
 
     def health() -> dict[str, str]:
         try:
-            with rt.db.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            ping(rt.db)
             database = "ok"
         except Exception as exc:
             database = f"error: {type(exc).__name__}"

@@ -107,9 +107,21 @@ def _record(engine: Engine, task_id: str, at: datetime) -> None:
         replies_store.record_reply_check(conn, task_id, at)
 
 
-async def run_due(engine: Engine, board_id: str, limit: int = 100) -> list[TickReport]:
+def _runnable(
+    engine: Engine, board_id: str, now: datetime, limit: int, held: Collection[str]
+) -> list[str]:
     with engine.db.connect() as conn:
-        due = repo.runnable_task_ids(conn, board_id, engine.clock.now(), limit, engine.held)
+        return repo.runnable_task_ids(conn, board_id, now, limit, held)
+
+
+def _task(engine: Engine, task_id: str) -> repo.TaskRow:
+    with engine.db.connect() as conn:
+        return repo.get_task(conn, task_id)
+
+
+async def run_due(engine: Engine, board_id: str, limit: int = 100) -> list[TickReport]:
+    # the clock and the held set are read here, on the loop that changes them
+    due = await run_io(_runnable, engine, board_id, engine.clock.now(), limit, set(engine.held))
     return [await engine.tick(task_id) for task_id in due]
 
 
@@ -146,8 +158,7 @@ async def run_task(engine: Engine, board: Board, task_id: str) -> CycleReport:
     Strict: if another worker holds the card, this raises LeaseHeld instead of waiting.
     A card of another board is refused: that board's worker owns it and its effects.
     """
-    with engine.db.connect() as conn:
-        owner = repo.get_task(conn, task_id).board_id
+    owner = (await run_io(_task, engine, task_id)).board_id
     if owner != board.id:
         where = (
             "unset NOTION_BOARD_ID to run it"
@@ -169,8 +180,7 @@ async def run_task(engine: Engine, board: Board, task_id: str) -> CycleReport:
             continue
         if tick.outcome == "backoff":
             # a retry delay too long for one tick: wait it out, since the user asked for now
-            with engine.db.connect() as conn:
-                task = repo.get_task(conn, task_id)
+            task = await run_io(_task, engine, task_id)
             if task.not_before is not None:
                 wait = (task.not_before - engine.clock.now()).total_seconds()
                 await engine.clock.sleep(max(wait, 0.0))

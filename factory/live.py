@@ -7,30 +7,26 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from factory.effects import COLUMNS
-from factory.outbox import backlog
 from factory.scheduler import Worker
 from factory.store import progress as progress_store
-from factory.store.tables import tasks
+from factory.store.counts import tasks_by_status
+from factory.store.outbox import backlog
 from factory.terminal import shown
+from factory.threads import run_io
 
 
 def column_counts(db: Engine, board_id: str) -> dict[str, int]:
-    with db.connect() as conn:
-        rows = conn.execute(
-            select(tasks.c.status, func.count())
-            .where(tasks.c.board_id == board_id)
-            .group_by(tasks.c.status)
-        ).all()
     counts = dict.fromkeys(COLUMNS.values(), 0)
-    for status, n in rows:
+    for status, n in tasks_by_status(db, board_id).items():
         counts[COLUMNS.get(status, status)] = n
     return counts
 
@@ -58,12 +54,30 @@ def elapsed(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
 
 
-def running_table(worker: Worker) -> Table:
+@dataclass(frozen=True)
+class Seen:
+    """What the view reads from the database: read in one go, off the loop when it runs."""
+
+    columns: dict[str, int]
+    backlog: int
+    cards: dict[str, tuple[str, str]]  # running task id -> (title, state)
+
+
+def read_seen(db: Engine, board_id: str, running: list[str]) -> Seen:
+    with db.connect() as conn:
+        cards = progress_store.running_cards(conn, running)
+    return Seen(column_counts(db, board_id), backlog(db, board_id), cards)
+
+
+def _seen(worker: Worker) -> Seen:
+    return read_seen(worker.engine.db, worker.board.id, list(worker.stats.running))
+
+
+def running_table(worker: Worker, cards: dict[str, tuple[str, str]] | None = None) -> Table:
     """Each running card: title, state, time since its tick started, last progress line."""
     stats = worker.stats
-    ids = list(stats.running)
-    with worker.engine.db.connect() as conn:
-        cards = progress_store.running_cards(conn, ids)
+    if cards is None:
+        cards = _seen(worker).cards
     latest = worker.engine.progress.latest()
     table = Table("card", "title", "state", "elapsed", "progress", box=None, show_header=True)
     now = time.monotonic()
@@ -82,17 +96,30 @@ def running_table(worker: Worker) -> Table:
     return table
 
 
-def render(worker: Worker, requests: Callable[[], dict[str, int]] | None = None) -> Group:
+async def render_live(
+    worker: Worker, requests: Callable[[], dict[str, int]] | None = None
+) -> Group:
+    """`render` for the worker's own loop: the database is read in an I/O thread, so a
+    write lock held elsewhere cannot freeze the heartbeats while the view waits."""
+    seen = await run_io(read_seen, worker.engine.db, worker.board.id, list(worker.stats.running))
+    return render(worker, requests, seen)
+
+
+def render(
+    worker: Worker,
+    requests: Callable[[], dict[str, int]] | None = None,
+    seen: Seen | None = None,
+) -> Group:
+    """The view; without `seen` it reads the database itself (not on the worker's loop)."""
     stats = worker.stats
-    db = worker.engine.db
+    seen = seen or _seen(worker)
     board = Table.grid(padding=(0, 2))
-    counts = column_counts(db, worker.board.id)
-    board.add_row(*[f"[bold]{name}[/bold] {n}" for name, n in counts.items()])
-    running = running_table(worker)
+    board.add_row(*[f"[bold]{name}[/bold] {n}" for name, n in seen.columns.items()])
+    running = running_table(worker, seen.cards)
     info = Table.grid(padding=(0, 2))
     api = requests() if requests else {}
     info.add_row(
-        f"outbox backlog {backlog(db, worker.board.id)}",
+        f"outbox backlog {seen.backlog}",
         f"ticks {stats.ticks}",
         f"transitions {stats.transitions}",
         f"delivered {stats.delivered}",

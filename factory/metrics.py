@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
-from factory.outbox import backlog
 from factory.scheduler import WorkerStats
-from factory.store.tables import runs, tasks
+from factory.store.counts import runs_by_status
+from factory.store.outbox import backlog
 from factory.threads import AgentThreads
 
 
@@ -16,15 +16,6 @@ def _metric(name: str, kind: str, help_text: str, samples: Mapping[str, float]) 
     lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
     lines += [f"{name}{labels} {value:g}" for labels, value in samples.items()]
     return lines
-
-
-def runs_by_outcome(db: Engine, board_id: str | None = None) -> dict[str, int]:
-    """Runs by status: of one board's cards, or of every board in the database."""
-    query = select(runs.c.status, func.count()).group_by(runs.c.status)
-    if board_id is not None:
-        query = query.join(tasks, tasks.c.id == runs.c.task_id).where(tasks.c.board_id == board_id)
-    with db.connect() as conn:
-        return {status: n for status, n in conn.execute(query)}
 
 
 def render(
@@ -55,7 +46,7 @@ def render(
         "nfactory_runs",
         "gauge",
         "Runs in the database by status.",
-        {f'{{status="{k}"}}': v for k, v in sorted(runs_by_outcome(db, board_id).items())}
+        {f'{{status="{k}"}}': v for k, v in sorted(runs_by_status(db, board_id).items())}
         or {"": 0},
     )
     lines += _metric(

@@ -70,6 +70,12 @@ class WorkerStats:
         self.last_errors = [*self.last_errors[-9:], f"{datetime.now(UTC):%H:%M:%S} {message}"]
 
 
+# Jobs that read their hints: feedback looks at the named cards first. Intake takes
+# in every edit since its watermark, so a page id noted for it would be noted for nothing.
+HINTED_JOBS = frozenset({"feedback"})
+MAX_HINTS = 10_000  # one webhook burst's worth: a set this large is a flood, not news
+
+
 class Worker:
     def __init__(
         self,
@@ -150,8 +156,17 @@ class Worker:
         return job
 
     def hint(self, job_id: str, object_id: str) -> None:
-        """Note which card an event was about, so the woken job looks there first."""
-        self.hints.setdefault(job_id, set()).add(object_id.replace("-", ""))
+        """Note which card an event was about, so the woken job looks there first.
+
+        Kept only for a job that takes its hints out (see HINTED_JOBS): any other key
+        would only ever grow. Past MAX_HINTS a hint is dropped: it only orders a look
+        the reply schedule makes anyway.
+        """
+        if job_id not in HINTED_JOBS:
+            return
+        hinted = self.hints.setdefault(job_id, set())
+        if len(hinted) < MAX_HINTS:
+            hinted.add(object_id.replace("-", ""))
 
     def wake(self, job_id: str) -> None:
         """Run a job now (a webhook said something changed); polling still reconciles.
@@ -214,7 +229,7 @@ class Worker:
     async def feedback(self) -> None:
         if not self.accepting:
             return
-        hints = self.hints.pop("feedback", set())
+        hints, self.hints["feedback"] = self.hints.get("feedback", set()), set()
         schedule = self.config.replies
         started = time.monotonic()
         if schedule is not None and self._feedback_started is not None:
@@ -225,10 +240,12 @@ class Worker:
         try:
             done = await resume_answered(self.engine, self.board, hints, schedule)
         except Exception as exc:
-            self.hints.setdefault("feedback", set()).update(hints)  # not looked at: keep
+            for card in hints:  # not looked at: keep
+                self.hint("feedback", card)
             self._failed("feedback", exc)
             return
-        self.hints.setdefault("feedback", set()).update(done.unreached)
+        for card in done.unreached:
+            self.hint("feedback", card)
         for report in done.ticks:
             self._count(report)
 

@@ -26,10 +26,11 @@ from factory.decide import TRANSITION_CAP
 from factory.dsl import Action, Factory, Orchestrate
 from factory.effects import CommentEffect, Effect, LogEffect, PageEffect
 from factory.engine import Engine, EngineConfig
-from factory.local_board import LocalBoard, add_reply
+from factory.local_board import LocalBoard
 from factory.statuses import TERMINAL, TaskStatus
 from factory.store import repo
 from factory.store.db import open_database
+from factory.store.local_comments import add_reply
 from factory.validate import check_factory
 
 

@@ -334,8 +334,8 @@ def test_a_card_whose_module_fails_to_import_waits_in_queue_and_runs_once_it_is_
     run = cli("run", "--task", held, **settings)
     assert f"task {held}: queued" in ok(run) and "no_such_dependency" in run.stdout
     from factory.effects import StateEffect
-    from factory.local_board import card_log  # the card as the local board shows it
     from factory.store.db import open_database
+    from factory.store.outbox import delivered_effects as card_log  # what the card shows
 
     db = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     try:

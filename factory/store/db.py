@@ -86,3 +86,9 @@ def open_database(url: str) -> Engine:
     engine = make_engine(url)
     migrate(engine)
     return engine
+
+
+def ping(engine: Engine) -> None:
+    """Raise unless the database answers a trivial query (`doctor`, `/healthz`)."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

@@ -1,4 +1,4 @@
-"""Repository functions: tasks, runs, transitions. SQL lives here and nowhere else."""
+"""Repository functions: tasks, runs, transitions, workspaces and cancel requests."""
 
 from __future__ import annotations
 

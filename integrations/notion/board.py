@@ -8,12 +8,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from factory.board import Delivery, PendingEffect, Reply, Sending
 from factory.progress import ProgressUpdate
-from factory.store import repo
-from factory.store.tables import outbox
+from factory.store import outbox, repo
 from factory.threads import run_io
 from integrations.notion.client import NotionClient
 from integrations.notion.deliver import NotionDeliverer
@@ -163,13 +162,5 @@ class NotionBoard:
         with self.db.connect() as conn:
             task = repo.get_task(conn, task_id)
             # the newest comment effect is the question; until it is delivered, wait
-            latest = conn.execute(
-                select(outbox.c.status, outbox.c.external_ref)
-                .where(outbox.c.task_id == task_id, outbox.c.kind == "comment")
-                .order_by(outbox.c.id.desc())
-                .limit(1)
-            ).first()
-            question = None
-            if latest is not None and latest.status == "delivered":
-                question = latest.external_ref or ""
+            question = outbox.question_comment(conn, task_id)
             return task, question, repo.consumed_comment_ids(conn, task_id)

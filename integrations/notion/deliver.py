@@ -18,12 +18,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from factory.board import Delivery, PendingEffect, Sending
 from factory.effects import CommentEffect, LogEffect, PageEffect, StateEffect
-from factory.statuses import OutboxStatus
-from factory.store.tables import outbox
+from factory.store.outbox import log_section_delivered
+from factory.threads import run_io
 from integrations.notion.cards import state_properties
 from integrations.notion.client import NotionClient, OnSend
 from integrations.notion.errors import NotionError
@@ -150,27 +150,12 @@ class NotionDeliverer:
             ]
         return done
 
-    def _has_section(self, task_id: str) -> bool:
-        with self.db.connect() as conn:
-            return (
-                conn.execute(
-                    select(outbox.c.id)
-                    .where(
-                        outbox.c.task_id == task_id,
-                        outbox.c.kind.in_((LogEffect.kind, PageEffect.kind)),
-                        outbox.c.status == OutboxStatus.delivered,
-                    )
-                    .limit(1)
-                ).first()
-                is not None
-            )
-
     async def _append(
         self, page_id: str, writes: list[PendingEffect], sending: Sending | None
     ) -> None:
         # the running agent's progress line goes first: the log then reads in order
         await self.progress.remove(writes[0].task_id, page_id)
-        with_header = not self._has_section(writes[0].task_id)
+        with_header = not await run_io(log_section_delivered, self.db, writes[0].task_id)
         if any(e.in_doubt for e in writes):
             page = await self.client.get_markdown(page_id)
             _person, bot = split_bot_section(page.get("markdown", ""))

@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,7 +24,7 @@ from starlette.routing import Route
 
 from factory.files import write_private_atomically
 from factory.ops_http import ops_routes
-from factory.store.tables import webhook_events
+from factory.store import webhook_events
 from factory.threads import run_io
 from integrations.notion.webhook_input import (
     DEFAULT_MAX_BYTES,
@@ -164,16 +163,7 @@ class WebhookReceiver:
         return JSONResponse({"error": "webhook secret not configured"}, status_code=401)
 
     def _first_time(self, event_id: str, event_type: str) -> bool:
-        try:
-            with self.db.begin() as conn:
-                conn.execute(
-                    insert(webhook_events).values(
-                        id=event_id[:64], type=event_type[:64], received_at=datetime.now(UTC)
-                    )
-                )
-            return True
-        except IntegrityError:
-            return False
+        return webhook_events.first_time(self.db, event_id, event_type, datetime.now(UTC))
 
     async def _verification(self, token: str) -> Response:
         # The token becomes the signing secret, so it goes to a private file, not the log.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 from sqlalchemy import Engine as Database
+from sqlalchemy import event
 
 from factory.clock import FakeClock
 from factory.dsl import Factory
@@ -51,3 +53,16 @@ def run_of(db: Database, task_id: str) -> repo.RunRow:
 def path(db: Database, task_id: str) -> list[tuple[str, str, str]]:
     with db.connect() as conn:
         return [(h["from_state"], h["to_state"], h["reason"]) for h in repo.history(conn, task_id)]
+
+
+def statements_on_this_thread(db: Database) -> list[str]:
+    """Statements run on the calling thread (the loop's) from now on."""
+    loop_thread = threading.get_ident()
+    seen: list[str] = []
+
+    @event.listens_for(db, "before_cursor_execute")
+    def _note(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if threading.get_ident() == loop_thread:
+            seen.append(statement.split("\n")[0][:60])
+
+    return seen

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from factory import AgentInput, action, define_factory, done, failed
 from factory.clock import SystemClock
 from factory.local_board import LocalBoard
-from factory.outbox import backlog
 from factory.scheduler import Worker, WorkerConfig
+from factory.store.outbox import backlog
 from factory.store.tables import tasks
 from tests.engine.helpers import make_engine, new_task, path
 
@@ -230,3 +230,25 @@ async def test_metrics_count_the_workers_own_board_in_a_shared_database(db: Data
     assert 'nfactory_runs{status="done"} 1\n' in text, text
     assert f"nfactory_outbox_backlog {backlog(db, repo.LOCAL_BOARD)}\n" in text, text
     assert backlog(db, repo.LOCAL_BOARD) * 3 == backlog(db), "each card queued the same effects"
+
+
+async def idle(inp: AgentInput) -> dict[str, Any]:
+    return {"status": "done"}
+
+
+async def test_webhook_hints_do_not_pile_up(db: Database) -> None:
+    """What the webhook receiver hands the worker for a flood of page and comment events
+    about cards that are not waiting is gone after one reply pass."""
+    factory = define_factory(
+        id="w",
+        start="a",
+        states={"a": action(idle, on={"done": "end", "failed": "x"}), "end": done(), "x": failed()},
+    )
+    clock = SystemClock()
+    worker = Worker(make_engine(db, factory, clock=clock), LocalBoard(db, clock), FAST)  # type: ignore[arg-type]
+    for i in range(500):
+        page = f"0000-{i:04d}"
+        worker.hint("intake", page)  # page.* events: intake reads every edit anyway
+        worker.hint("feedback", page)  # comment.* events on pages with no card waiting
+    await worker.feedback()
+    assert {job: ids for job, ids in worker.hints.items() if ids} == {}

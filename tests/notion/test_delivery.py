@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from factory.outbox import backlog, coalesce, drain, pending
+from factory.outbox import coalesce, drain
+from factory.store.outbox import backlog, pending
 from factory.store.tables import outbox
 from integrations.notion_emulator.server import EmulatorServer
+from tests.engine.helpers import statements_on_this_thread
 from tests.notion.journeys_factories import ALL
 from tests.notion.world import World
 
@@ -72,3 +74,17 @@ async def test_a_deleted_page_parks_its_effects_and_others_still_flow(world: Wor
         ).all()
     assert {r.status for r in rows} == {"parked", "superseded"}  # older column changes: coalesced
     assert any("archived" in (r.last_error or "") or "404" in (r.last_error or "") for r in rows)
+
+
+async def test_delivery_runs_no_statement_on_the_event_loop(world: World) -> None:
+    """A statement on the loop would freeze every heartbeat while another writer holds
+    SQLite's lock (BEGIN IMMEDIATE waits up to 30 s): all of them go to I/O threads."""
+    page = world.add_card("Quiet", "ask")
+    assert world.board is not None
+    await world.board.poll(world.engine.factories, world.engine.clock.now())
+    await world.engine.tick(world.task(page).id)  # log lines, a column and a question wait
+    on_loop = statements_on_this_thread(world.db)
+    report = await drain(world.db, world.board, world.engine.clock.now())
+    assert on_loop == []
+    assert report.delivered > 0 and backlog(world.db) == 0
+    assert world.markdown(page).count("notion-factory log") == 1

@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from factory.effects import SummaryComment
-from factory.outbox import backlog, drain
+from factory.outbox import drain
+from factory.store.outbox import backlog
 from factory.store.tables import outbox
 from integrations.notion.cards import new_card_properties
 from integrations.notion.feedback import comment_text

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from factory.outbox import backlog
+from factory.store.outbox import backlog
 from integrations.notion_emulator.server import EmulatorServer
 from tests.notion.journeys_factories import ALL, LONG_LINES
 from tests.notion.world import World

@@ -23,8 +23,8 @@ import httpx
 from sqlalchemy import Engine as Database
 from sqlalchemy import func, select
 
-from factory.outbox import backlog
 from factory.store.db import open_database
+from factory.store.outbox import backlog
 from factory.store.tables import outbox, runs, tasks, transitions
 from integrations.notion.cards import new_card_properties
 from integrations.notion.markdown import BOT_HEADING

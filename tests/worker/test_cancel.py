@@ -18,7 +18,7 @@ from typing import cast
 import pytest
 
 from factory.effects import CommentEffect, PageEffect
-from factory.local_board import card_log
+from factory.store.outbox import delivered_effects as card_log
 from integrations.notion_emulator.server import EmulatorServer
 from tests.worker.harness import Db, Stage, Worker, cli, group_gone, wait_for
 
