@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.exc import IntegrityError
 
 from factory.effects import StateEffect, blocked_effects
 from factory.store import repo
@@ -149,3 +150,14 @@ def requeue_card(
         )
     )
     return result.rowcount == 1
+
+
+def created_once(db: Engine, write: Callable[[Connection], object]) -> bool:
+    """Run `write` (which creates a card's task) in its own transaction: False when
+    another worker took the card in first (the card's unique key), True otherwise."""
+    try:
+        with db.begin() as conn:
+            write(conn)
+        return True
+    except IntegrityError:
+        return False

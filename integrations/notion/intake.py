@@ -12,9 +12,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine
 
 from factory.store import boards as board_store
 from factory.store import repo
@@ -69,8 +69,7 @@ async def poll(
     unloaded: Mapping[str, str] | None = None,
 ) -> IntakeReport:
     factories = list(factories)
-    with db.connect() as conn:
-        minute, seen, heavy = board_store.load_watermark(conn, board_id)
+    minute, seen, heavy = await run_io(_load, db, board_id)
     mark = Watermark(minute, frozenset(seen), frozenset(heavy))
     pages = client.paginate(
         "POST",
@@ -80,8 +79,7 @@ async def poll(
     cards = [parse_card(p) async for p in pages]
     fresh, next_mark = advance(mark, cards, now)
     report = IntakeReport(seen=len(cards), edited=[c.page_id for c in fresh])
-    with db.connect() as conn:
-        known = board_store.snapshots(conn, board_id, [c.page_id for c in fresh])
+    known = await run_io(_snapshots, db, board_id, [c.page_id for c in fresh])
     handled: list[Card] = []
     for card in fresh:
         snap = known.get(card.page_id)
@@ -97,11 +95,21 @@ async def poll(
             if not exc.permanent:
                 # transient: keep the window where it was so the next poll retries
                 # this card and those after it
-                _save(db, board_id, mark, interrupted(mark, next_mark, handled))
+                await run_io(_save, db, board_id, mark, interrupted(mark, next_mark, handled))
                 return report
         handled.append(card)
-    _save(db, board_id, mark, next_mark)
+    await run_io(_save, db, board_id, mark, next_mark)
     return report
+
+
+def _load(db: Engine, board_id: str) -> tuple[datetime | None, list[str], list[datetime]]:
+    with db.connect() as conn:
+        return board_store.load_watermark(conn, board_id)
+
+
+def _snapshots(db: Engine, board_id: str, page_ids: list[str]) -> dict[str, Any]:
+    with db.connect() as conn:
+        return board_store.snapshots(conn, board_id, page_ids)
 
 
 def _save(db: Engine, board_id: str, old: Watermark, new: Watermark) -> None:
@@ -127,12 +135,28 @@ async def _apply(
     if action == "create":
         prompt, context = await read_context(client, card.page_id)
 
-        def create() -> None:
+        def create(conn: Connection) -> None:
+            repo.create_task(
+                conn,
+                board_id=board_id,
+                external_id=card.page_id,
+                factory_id=card.factory or "",
+                title=title,
+                prompt=prompt,
+                context=context,
+                now=now,
+            )
+
+        if await run_io(board_store.created_once, db, create):
+            report.created.append(card.page_id)
+    elif action == "requeue" and task is not None:
+        prompt, context = await read_context(client, card.page_id)
+
+        def requeue() -> bool:
             with db.begin() as conn:
-                repo.create_task(
+                return board_store.requeue_card(
                     conn,
-                    board_id=board_id,
-                    external_id=card.page_id,
+                    task.task_id,
                     factory_id=card.factory or "",
                     title=title,
                     prompt=prompt,
@@ -140,52 +164,37 @@ async def _apply(
                     now=now,
                 )
 
-        if await _unique(create):
-            report.created.append(card.page_id)
-    elif action == "requeue" and task is not None:
-        prompt, context = await read_context(client, card.page_id)
-        with db.begin() as conn:
-            if board_store.requeue_card(
-                conn,
-                task.task_id,
-                factory_id=card.factory or "",
-                title=title,
-                prompt=prompt,
-                context=context,
-                now=now,
-            ):
-                report.requeued.append(card.page_id)
+        if await run_io(requeue):
+            report.requeued.append(card.page_id)
     elif action == "block":
         if task is None:
 
-            def block() -> None:
-                with db.begin() as conn:
-                    board_store.block_new_card(
-                        conn,
-                        board_id=board_id,
-                        external_id=card.page_id,
-                        factory_id=card.factory or "",
-                        title=title,
-                        error=reason,
-                        now=now,
-                    )
+            def block(conn: Connection) -> None:
+                board_store.block_new_card(
+                    conn,
+                    board_id=board_id,
+                    external_id=card.page_id,
+                    factory_id=card.factory or "",
+                    title=title,
+                    error=reason,
+                    now=now,
+                )
 
-            if await _unique(block):
+            if await run_io(board_store.created_once, db, block):
                 report.blocked.append(card.page_id)
         else:
-            with db.begin() as conn:
-                board_store.block_existing(conn, task.task_id, board_id, reason, now)
+            await run_io(_block_existing, db, task.task_id, board_id, reason, now)
             report.blocked.append(card.page_id)
     elif action == "cancel" and task is not None:
-        with db.begin() as conn:
-            repo.request_cancel(conn, task.task_id, now, by=reason)
+        await run_io(_cancel, db, task.task_id, now, reason)
         report.cancelled.append(card.page_id)
 
 
-async def _unique(write) -> bool:  # type: ignore[no-untyped-def]
-    """Run a write that creates a card's task; another worker may have won the race."""
-    try:
-        await run_io(write)
-        return True
-    except IntegrityError:
-        return False
+def _block_existing(db: Engine, task_id: str, board_id: str, reason: str, now: datetime) -> None:
+    with db.begin() as conn:
+        board_store.block_existing(conn, task_id, board_id, reason, now)
+
+
+def _cancel(db: Engine, task_id: str, now: datetime, reason: str) -> None:
+    with db.begin() as conn:
+        repo.request_cancel(conn, task_id, now, by=reason)

@@ -88,3 +88,20 @@ async def test_delivery_runs_no_statement_on_the_event_loop(world: World) -> Non
     assert on_loop == []
     assert report.delivered > 0 and backlog(world.db) == 0
     assert world.markdown(page).count("notion-factory log") == 1
+
+
+async def test_a_poll_taking_in_and_cancelling_cards_runs_no_statement_on_the_loop(
+    world: World,
+) -> None:
+    """Intake's reads and writes (watermark, snapshots, new tasks, cancels) go through the
+    worker's I/O threads: a busy database never stalls the loop's heartbeats."""
+    assert world.board is not None
+    kept = world.add_card("Kept", "ask")
+    dropped = world.add_card("Dropped", "ask")
+    on_loop = statements_on_this_thread(world.db)
+    first = await world.board.poll(world.engine.factories, world.engine.clock.now())
+    world.move(dropped, "Cancelled")
+    second = await world.board.poll(world.engine.factories, world.engine.clock.now())
+    assert on_loop == []
+    assert sorted(first.created) == sorted([kept, dropped])
+    assert second.cancelled == [dropped]
