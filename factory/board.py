@@ -8,7 +8,7 @@ database; the Notion board (integrations/notion) implements the same protocol.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -61,6 +61,32 @@ class Delivery:
     in_doubt: bool = False  # it may have been applied: check the board before re-sending
 
 
+@dataclass
+class PollReport:
+    """What one poll of a board took in; the lists hold card ids."""
+
+    seen: int = 0  # cards read
+    created: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # cards that failed, and why
+    # the fresh cards read: the feedback pass looks at those first (a reply may have come
+    # with the edit)
+    edited: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RequestStats:
+    """What a board has sent to its service so far: /metrics and the live view show it."""
+
+    total: int = 0  # requests sent, retries included
+    retries: int = 0
+    rate_limited: int = 0  # 429 and 529 answers received
+    by_endpoint: Mapping[str, int] = field(default_factory=dict)  # "METHOD /v1/path/{id}"
+    errors: Mapping[str, int] = field(default_factory=dict)  # error code -> failed attempts
+
+
 # Awaited by a board just before it sends a write carrying these effects (by outbox id):
 # stamps their send time, from which a write in doubt gets its grace.
 Sending = Callable[[Sequence[int]], Awaitable[None]]
@@ -73,8 +99,9 @@ class Board(Protocol):
 
     async def poll(
         self, factories: Iterable[str], now: datetime, unloaded: Mapping[str, str] | None = None
-    ) -> object:
-        """Take in new and changed cards (a no-op where cards are created locally).
+    ) -> PollReport | None:
+        """Take in new and changed cards; None where the board has no intake (cards are
+        created locally).
 
         `unloaded` (workflow module -> load error) explains unknown factory ids: such a
         card is taken in and held in Queue rather than blocked.
@@ -91,6 +118,10 @@ class Board(Protocol):
         """New human replies on a card in feedback, oldest first (not yet consumed)."""
         ...
 
+    def request_stats(self) -> RequestStats | None:
+        """The requests sent to the board's service so far; None where it sends none."""
+        ...
+
 
 @runtime_checkable
 class ShowsProgress(Protocol):
@@ -102,11 +133,3 @@ class ShowsProgress(Protocol):
         (no spare rate budget now, or the card is not ready for it): try again later.
         Never waits for rate budget: progress is dropped before deliveries wait."""
         ...
-
-
-@runtime_checkable
-class ReportsEdits(Protocol):
-    """What a board's poll reports when it can tell which cards were edited since the last
-    poll: the feedback pass looks at those first (a reply may have come with the edit)."""
-
-    edited: list[str]  # card ids

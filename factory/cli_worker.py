@@ -19,6 +19,7 @@ import uvicorn
 from rich.live import Live
 from starlette.applications import Starlette
 
+from factory.board import Board
 from factory.cli_shared import board_for, notion_settings, out, reply_schedule, worker_runtime
 from factory.command import kill_running_commands
 from factory.live import JsonFormatter, RequestRate, render_live
@@ -167,8 +168,7 @@ async def _serve(  # type: ignore[no-untyped-def]
         worker.start()
         servers = _start_servers(rt, worker, board, ports)
         if live:
-            client = getattr(board, "client", None)  # the Notion board counts its requests
-            rate = RequestRate(client.stats.as_dict) if client is not None else None
+            rate = RequestRate(board.request_stats)
             first = await render_live(worker, rate)
             with Live(first, console=out, refresh_per_second=2) as view:
                 while not stop.is_set():
@@ -198,7 +198,7 @@ Served = tuple[uvicorn.Server, asyncio.Task[None]]
 
 
 def _start_servers(  # type: ignore[no-untyped-def]
-    rt, worker: Worker, board, ports: Ports
+    rt, worker: Worker, board: Board, ports: Ports
 ) -> list[Served]:
     """The webhook receiver and the operator endpoints, served in the worker's own loop.
 
@@ -220,10 +220,8 @@ def _start_servers(  # type: ignore[no-untyped-def]
         }
 
     def metrics() -> str:
-        client = getattr(board, "client", None)  # the Notion board counts its requests
-        requests = client.stats.as_dict() if client else None
         return render_metrics(
-            worker.stats, rt.db, requests, agents=rt.engine.agents, board_id=board.id
+            worker.stats, rt.db, board.request_stats(), agents=rt.engine.agents, board_id=board.id
         )
 
     servers: list[Served] = []

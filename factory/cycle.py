@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from factory.board import Board, ReportsEdits
+from factory.board import Board, PollReport
 from factory.engine import Engine, TickReport
 from factory.outbox import DrainReport, drain
 from factory.reply_schedule import ReplySchedule, Waiting, plan
@@ -27,7 +27,7 @@ log = logging.getLogger("nfactory.cycle")
 class CycleReport:
     ticks: list[TickReport] = field(default_factory=list)
     delivery: DrainReport = field(default_factory=DrainReport)
-    intake: object = None  # what the board's poll reported, if it has intake
+    intake: PollReport | None = None  # what the board's poll reported, if it has intake
     errors: list[str] = field(default_factory=list)  # phases that failed (board unreachable...)
 
     @property
@@ -140,7 +140,7 @@ async def run_cycle(
     except Exception as exc:
         report.errors.append(f"intake: {exc}")
     try:
-        edited = report.intake.edited if isinstance(report.intake, ReportsEdits) else []
+        edited = report.intake.edited if report.intake is not None else []
         report.ticks += (await resume_answered(engine, board, edited, schedule)).ticks
     except Exception as exc:
         report.errors.append(f"feedback: {exc}")

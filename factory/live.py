@@ -15,6 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from sqlalchemy import Engine
 
+from factory.board import RequestStats
 from factory.effects import COLUMNS
 from factory.scheduler import Worker
 from factory.store import progress as progress_store
@@ -31,20 +32,29 @@ def column_counts(db: Engine, board_id: str) -> dict[str, int]:
     return counts
 
 
-class RequestRate:
-    """Requests per minute over a sliding window, from a growing total."""
+@dataclass(frozen=True)
+class RequestsNow:
+    """What the view shows of the board's requests."""
 
-    def __init__(self, total: Callable[[], dict[str, int]]) -> None:
+    per_minute: int = 0
+    rate_limited: int = 0
+
+
+class RequestRate:
+    """Requests per minute over a sliding window, from a growing total (a board's
+    `request_stats`; None counts as nothing sent)."""
+
+    def __init__(self, total: Callable[[], RequestStats | None]) -> None:
         self.total = total
         self.samples: deque[tuple[float, int]] = deque()
 
-    def __call__(self) -> dict[str, int]:
+    def __call__(self) -> RequestsNow:
         now = time.monotonic()
-        current = self.total()
-        self.samples.append((now, current.get("total", 0)))
+        current = self.total() or RequestStats()
+        self.samples.append((now, current.total))
         while self.samples and self.samples[0][0] < now - 60:
             self.samples.popleft()
-        return {**current, "per_minute": current.get("total", 0) - self.samples[0][1]}
+        return RequestsNow(current.total - self.samples[0][1], current.rate_limited)
 
 
 def elapsed(seconds: float) -> str:
@@ -96,9 +106,7 @@ def running_table(worker: Worker, cards: dict[str, tuple[str, str]] | None = Non
     return table
 
 
-async def render_live(
-    worker: Worker, requests: Callable[[], dict[str, int]] | None = None
-) -> Group:
+async def render_live(worker: Worker, requests: Callable[[], RequestsNow] | None = None) -> Group:
     """`render` for the worker's own loop: the database is read in an I/O thread, so a
     write lock held elsewhere cannot freeze the heartbeats while the view waits."""
     seen = await run_io(read_seen, worker.engine.db, worker.board.id, list(worker.stats.running))
@@ -107,7 +115,7 @@ async def render_live(
 
 def render(
     worker: Worker,
-    requests: Callable[[], dict[str, int]] | None = None,
+    requests: Callable[[], RequestsNow] | None = None,
     seen: Seen | None = None,
 ) -> Group:
     """The view; without `seen` it reads the database itself (not on the worker's loop)."""
@@ -117,14 +125,14 @@ def render(
     board.add_row(*[f"[bold]{name}[/bold] {n}" for name, n in seen.columns.items()])
     running = running_table(worker, seen.cards)
     info = Table.grid(padding=(0, 2))
-    api = requests() if requests else {}
+    api = requests() if requests else RequestsNow()
     info.add_row(
         f"outbox backlog {seen.backlog}",
         f"ticks {stats.ticks}",
         f"transitions {stats.transitions}",
         f"delivered {stats.delivered}",
-        f"Notion requests/min {api.get('per_minute', 0)}",
-        f"429s {api.get('rate_limited', 0)}",
+        f"Notion requests/min {api.per_minute}",
+        f"429s {api.rate_limited}",
     )
     overrunning = worker.engine.agents.overrunning
     if overrunning:

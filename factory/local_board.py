@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from factory.board import Delivery, PendingEffect, Reply, Sending
+from factory.board import Delivery, PendingEffect, PollReport, Reply, RequestStats, Sending
 from factory.clock import Clock
 from factory.effects import CommentEffect
 from factory.progress import ProgressUpdate
@@ -34,7 +34,7 @@ class LocalBoard:
 
     async def poll(
         self, factories: Iterable[str], now: datetime, unloaded: Mapping[str, str] | None = None
-    ) -> None:
+    ) -> PollReport | None:
         return None  # local cards are created in the database directly
 
     async def deliver(
@@ -61,6 +61,9 @@ class LocalBoard:
 
     async def replies(self, task_id: str) -> list[Reply]:
         return await run_io(self._replies, task_id)
+
+    def request_stats(self) -> RequestStats | None:
+        return None  # the database is the board: no service to send requests to
 
     async def show_progress(self, update: ProgressUpdate) -> bool:
         """The local card's progress is its row in the database (`nfactory status`)."""

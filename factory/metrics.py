@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from sqlalchemy import Engine
 
+from factory.board import RequestStats
 from factory.scheduler import WorkerStats
 from factory.store.counts import runs_by_status
 from factory.store.outbox import backlog
@@ -21,14 +22,14 @@ def _metric(name: str, kind: str, help_text: str, samples: Mapping[str, float]) 
 def render(
     stats: WorkerStats,
     db: Engine,
-    notion: Mapping[str, int] | None = None,
+    notion: RequestStats | None = None,
     *,
     agents: AgentThreads | None = None,
     board_id: str | None = None,
 ) -> str:
     """The worker's metrics; database gauges count its own board's cards when `board_id` is
     given, so workers on different boards sharing a database do not report each other's."""
-    notion = notion or {}
+    notion = notion or RequestStats()
     lines: list[str] = []
     lines += _metric(
         "nfactory_transitions_total",
@@ -53,13 +54,13 @@ def render(
         "nfactory_notion_requests_total",
         "counter",
         "Requests sent to the Notion API.",
-        {"": notion.get("total", 0)},
+        {"": notion.total},
     )
     lines += _metric(
         "nfactory_notion_rate_limited_total",
         "counter",
         "429 answers received from Notion.",
-        {"": notion.get("rate_limited", 0)},
+        {"": notion.rate_limited},
     )
     lines += _metric(
         "nfactory_outbox_backlog",

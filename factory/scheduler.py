@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from factory.board import Board, ReportsEdits, ShowsProgress
+from factory.board import Board, ShowsProgress
 from factory.cycle import resume_answered
 from factory.engine import Engine, TickReport
 from factory.outbox import DrainReport, drain
@@ -216,7 +216,7 @@ class Worker:
                 self.engine.factories, self.engine.clock.now(), self.engine.unloaded
             )
             self.stats.polls += 1
-            if isinstance(report, ReportsEdits):
+            if report is not None:
                 for card in report.edited:  # a reply may have come with the edit
                     self.hint("feedback", card)
         except Exception as exc:

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from factory.board import Delivery, PendingEffect, Reply, Sending
+from factory.board import Delivery, PendingEffect, PollReport, Reply, RequestStats, Sending
 from factory.progress import ProgressUpdate
 from factory.store import outbox, repo
 from factory.threads import run_io
@@ -18,7 +18,7 @@ from integrations.notion.client import NotionClient
 from integrations.notion.deliver import NotionDeliverer
 from integrations.notion.errors import NotionError
 from integrations.notion.feedback import answering, author_of, new_replies
-from integrations.notion.intake import IntakeReport, poll
+from integrations.notion.intake import poll
 from integrations.notion.progress import NotionProgress
 from integrations.notion.repliers import (
     USERS_UNREADABLE,
@@ -97,7 +97,7 @@ class NotionBoard:
 
     async def poll(
         self, factories: Iterable[str], now: datetime, unloaded: Mapping[str, str] | None = None
-    ) -> IntakeReport:
+    ) -> PollReport:
         try:
             return await poll(self.client, self.db, self.id, factories, now, unloaded)
         except NotionError as exc:
@@ -105,6 +105,16 @@ class NotionBoard:
                 raise
             await self.recheck(exc)  # the remembered board may be stale: asked again, once
             return await poll(self.client, self.db, self.id, factories, now, unloaded)
+
+    def request_stats(self) -> RequestStats:
+        stats = self.client.stats
+        return RequestStats(
+            total=stats.total,
+            retries=stats.retries,
+            rate_limited=stats.rate_limited,
+            by_endpoint=dict(stats.by_endpoint),
+            errors=dict(stats.errors),
+        )
 
     async def deliver(
         self, effects: Sequence[PendingEffect], sending: Sending | None = None

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from factory.board import PollReport
 from factory.store import boards as board_store
 from factory.store import repo
 from factory.threads import run_io
@@ -34,17 +34,6 @@ from integrations.notion.intake_rules import (
 from integrations.notion.markdown import first_line, plain_text, split_bot_section
 
 log = logging.getLogger("nfactory.notion.intake")
-
-
-@dataclass
-class IntakeReport:
-    seen: int = 0
-    created: list[str] = field(default_factory=list)
-    requeued: list[str] = field(default_factory=list)
-    blocked: list[str] = field(default_factory=list)
-    cancelled: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    edited: list[str] = field(default_factory=list)  # page ids of the fresh cards read
 
 
 async def read_context(client: NotionClient, page_id: str) -> tuple[str, str]:
@@ -67,7 +56,7 @@ async def poll(
     factories: Iterable[str],
     now: datetime,
     unloaded: Mapping[str, str] | None = None,
-) -> IntakeReport:
+) -> PollReport:
     factories = list(factories)
     minute, seen, heavy = await run_io(_load, db, board_id)
     mark = Watermark(minute, frozenset(seen), frozenset(heavy))
@@ -78,7 +67,7 @@ async def poll(
     )
     cards = [parse_card(p) async for p in pages]
     fresh, next_mark = advance(mark, cards, now)
-    report = IntakeReport(seen=len(cards), edited=[c.page_id for c in fresh])
+    report = PollReport(seen=len(cards), edited=[c.page_id for c in fresh])
     known = await run_io(_snapshots, db, board_id, [c.page_id for c in fresh])
     handled: list[Card] = []
     for card in fresh:
@@ -129,7 +118,7 @@ async def _apply(
     action: str,
     reason: str,
     now: datetime,
-    report: IntakeReport,
+    report: PollReport,
 ) -> None:
     title = card.title or "(untitled card)"
     if action == "create":

@@ -9,6 +9,7 @@ from sqlalchemy import Engine as Database
 from sqlalchemy import func, select
 
 from factory import AgentInput, action, define_factory, done, failed
+from factory.board import RequestStats
 from factory.clock import SystemClock
 from factory.local_board import LocalBoard
 from factory.scheduler import Worker, WorkerConfig
@@ -133,7 +134,7 @@ async def test_the_live_view_shows_columns_backlog_and_requests(db: Database) ->
     new_task(db, "v")
     worker = Worker(make_engine(db, factory, clock=clock), LocalBoard(db, clock), FAST)  # type: ignore[arg-type]
     console = Console(record=True, width=120)
-    console.print(render(worker, RequestRate(lambda: {"total": 12, "rate_limited": 1})))
+    console.print(render(worker, RequestRate(lambda: RequestStats(total=12, rate_limited=1))))
     text = console.export_text()
     for expected in ("Queue 1", "Running 0", "outbox backlog 0", "requests/min 0", "429s 1"):
         assert expected in text, text
@@ -226,7 +227,7 @@ async def test_metrics_count_the_workers_own_board_in_a_shared_database(db: Data
         ]
     for task_id in (mine, *theirs):
         assert (await engine.tick(task_id)).outcome == "finished"
-    text = render_metrics(WorkerStats(), db, {}, board_id=repo.LOCAL_BOARD)
+    text = render_metrics(WorkerStats(), db, None, board_id=repo.LOCAL_BOARD)
     assert 'nfactory_runs{status="done"} 1\n' in text, text
     assert f"nfactory_outbox_backlog {backlog(db, repo.LOCAL_BOARD)}\n" in text, text
     assert backlog(db, repo.LOCAL_BOARD) * 3 == backlog(db), "each card queued the same effects"

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from factory.board import RequestStats
 from factory.clock import SystemClock
 from factory.engine import Engine, EngineConfig
 from factory.local_board import LocalBoard
@@ -44,7 +45,7 @@ class Receiver:
             BOT,
             self.woke.append,
             lambda: {"worker": "ok", "database": "ok"},
-            lambda: render_metrics(WorkerStats(transitions=7), db.engine, {"total": 3}),
+            lambda: render_metrics(WorkerStats(transitions=7), db.engine, RequestStats(total=3)),
             token_file,
         )
         self.client = httpx.AsyncClient(
