@@ -47,6 +47,7 @@ from factory.cycle import run_cycle
 from factory.engine import Engine, EngineConfig
 from factory.reply_schedule import REPLY_SHARE, schedule_for
 from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
+from factory.store import boards as board_store
 from factory.store import repo
 from factory.store.db import open_database
 from factory.store.outbox import backlog
@@ -154,6 +155,11 @@ async def prepare(emu: EmulatorServer, db: Database, n: int, every: float) -> tu
                 node.created_time -= day
     spread = max(600.0, n * every / schedule_for(every, REPLY_SHARE, RATE).budget)
     with db.begin() as conn:
+        # the intake watermark of a board untouched for a day: settled, no heavy minute. Left
+        # as the fast setup made it, the setup would look like a bulk edit of this minute,
+        # whose new cards wait for it to settle (docs/operations.md): not what is measured
+        settled = now().replace(second=0, microsecond=0) - timedelta(minutes=3)
+        board_store.save_watermark(conn, ds, settled, [], [])
         rows = conn.execute(
             select(outbox.c.id, outbox.c.delivered_at).where(outbox.c.kind == "comment")
         )
