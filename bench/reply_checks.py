@@ -187,7 +187,11 @@ async def measure(n: int, minutes: float, poll: float, webhooks: bool) -> dict[s
         db = open_database(f"sqlite:///{Path(tmp) / 'bench.db'}")
         ds, bot = await prepare(emu, db, n, poll)
         say(f"{n} cards waiting with day-old questions; people act for {minutes:g} min")
-        control = httpx.AsyncClient(base_url=emu.base_url, timeout=60)
+        # a fresh connection per person's action: a kept-alive one the emulator's server
+        # closes while idle (its keep-alive timeout) fails the next post with ReadError
+        control = httpx.AsyncClient(
+            base_url=emu.base_url, timeout=60, limits=httpx.Limits(max_keepalive_connections=0)
+        )
         (await control.put("/_emulator/config", json={"rate_limit": RATE})).raise_for_status()
         client = NotionClient(emu.token, emu.base_url, bucket=TokenBucket(RATE, 3))
         board = NotionBoard(client, db, ds, bot)
