@@ -24,7 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.notion.world
 
 from factory import AgentInput, action, define_factory, done, failed
-from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
+from factory.worker import Worker, WorkerConfig, quiet_chatty_loggers
 from integrations.notion.ratelimit import TokenBucket
 from integrations.notion_emulator.server import EmulatorServer
 from integrations.notion_emulator.traffic import EmulatorConfig

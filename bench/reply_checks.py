@@ -4,7 +4,7 @@ replies are picked up, and whether intake and deliveries still keep up.
 Run: `.venv/bin/python bench/reply_checks.py [--minutes 20] [--sizes 10,100,1000]
 [--poll 10] [--webhooks]`. Each size runs in its own process (in parallel), with
 its own in-process Notion emulator at Notion's limit (3 requests/s) and the real
-worker (factory/scheduler.py Worker, NotionBoard, NotionClient over HTTP) with
+worker (factory/worker.py Worker, NotionBoard, NotionClient over HTTP) with
 the default reply schedule and share (one third). Before it starts, the size's
 cards of a one-question factory are driven into Feedback over an unlimited
 emulator and their questions backdated a day (their last looks spread over the
@@ -38,20 +38,21 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine as Database
 from sqlalchemy import delete, func, insert, select, update
+
+from factory.store.db import Database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for the factories
 from factory.clock import SystemClock
 from factory.cycle import run_cycle
 from factory.engine import Engine, EngineConfig
 from factory.reply_schedule import REPLY_SHARE, schedule_for
-from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
-from factory.store import boards as board_store
+from factory.store import intake as intake_store
 from factory.store import repo
 from factory.store.db import open_database
 from factory.store.outbox import backlog
 from factory.store.tables import consumed_comments, outbox, reply_checks, tasks
+from factory.worker import Worker, WorkerConfig, quiet_chatty_loggers
 from integrations.notion.board import NotionBoard
 from integrations.notion.cards import new_card_properties
 from integrations.notion.client import NotionClient
@@ -154,12 +155,12 @@ async def prepare(emu: EmulatorServer, db: Database, n: int, every: float) -> tu
                 node.last_edited_time -= day
                 node.created_time -= day
     spread = max(600.0, n * every / schedule_for(every, REPLY_SHARE, RATE).budget)
+    # the intake watermark of a board untouched for a day: settled, no heavy minute. Left
+    # as the fast setup made it, the setup would look like a bulk edit of this minute,
+    # whose new cards wait for it to settle (docs/operations.md): not what is measured
+    settled = now().replace(second=0, microsecond=0) - timedelta(minutes=3)
+    intake_store.save_watermark(db, ds, settled, [], [])
     with db.begin() as conn:
-        # the intake watermark of a board untouched for a day: settled, no heavy minute. Left
-        # as the fast setup made it, the setup would look like a bulk edit of this minute,
-        # whose new cards wait for it to settle (docs/operations.md): not what is measured
-        settled = now().replace(second=0, microsecond=0) - timedelta(minutes=3)
-        board_store.save_watermark(conn, ds, settled, [], [])
         rows = conn.execute(
             select(outbox.c.id, outbox.c.delivered_at).where(outbox.c.kind == "comment")
         )

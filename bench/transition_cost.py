@@ -13,12 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import Engine as Database
-
 from factory import action, define_factory, done, failed, orchestrate
 from factory.engine import Engine, EngineConfig
 from factory.store import repo
-from factory.store.db import make_engine, migrate
+from factory.store.db import Database, make_engine, migrate
 
 STEPS = 100  # transitions per task, all in one tick
 

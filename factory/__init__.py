@@ -6,7 +6,6 @@ The authoring API::
     from factory import Retries, Backoff, command_agent, GitWorkspace
 """
 
-from factory.command import command_agent
 from factory.dsl import (
     Backoff,
     Factory,
@@ -21,6 +20,7 @@ from factory.dsl import (
     orchestrate,
 )
 from factory.results import AgentInput, AgentResult
+from factory.shell_agent import command_agent
 from factory.validate import FactoryError
 from factory.workspaces import GitWorkspace
 

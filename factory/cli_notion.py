@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import Engine
 
 from factory import worktrees
 from factory.cli_shared import command, err, notion_settings, now, out
 from factory.loader import Catalog, load_factories
 from factory.redact import redact
 from factory.settings import load_settings
-from factory.store.db import open_database, ping
+from factory.store.db import Database, open_database, ping
 from factory.terminal import shown
 from factory.threads import run_io
 
@@ -119,7 +118,7 @@ def doctor() -> None:
         raise typer.Exit(1)
 
 
-def _identity_keeper(db: Engine | None, board_id: str | None) -> Remember | None:
+def _identity_keeper(db: Database | None, board_id: str | None) -> Remember | None:
     """Doctor always asks Notion: what it found replaces what ticks remember (a board it
     cannot find is forgotten), so a fixed setup is used at once."""
     if db is None or not board_id:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from factory.board import Board
+from factory.board_protocol import Board
 from factory.redact import install_log_redaction, redact
 from factory.reply_schedule import ReplySchedule
 from factory.runtime import Runtime, open_runtime, refuse_to_work

@@ -19,18 +19,18 @@ import uvicorn
 from rich.live import Live
 from starlette.applications import Starlette
 
-from factory.board import Board
+from factory.board_protocol import Board
 from factory.cli_shared import board_for, notion_settings, out, reply_schedule, worker_runtime
-from factory.command import kill_running_commands
 from factory.live import JsonFormatter, RequestRate, render_live
 from factory.metrics import render as render_metrics
 from factory.ops_http import ops_app
 from factory.redact import RedactingFilter, install_log_redaction
-from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
+from factory.shell_agent import kill_running_commands
 from factory.store.db import ping
 from factory.terminal import SafeFormatter
 from factory.threads import configure_io, io_threads_for
 from factory.unknown import health as factories_health
+from factory.worker import Worker, WorkerConfig, quiet_chatty_loggers
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from factory.board import Board, PollReport
+from factory.board_protocol import Board, PollReport
 from factory.engine import Engine, TickReport
 from factory.outbox import DrainReport, drain
 from factory.reply_schedule import ReplySchedule, Waiting, plan

@@ -27,11 +27,11 @@ from factory.clock import SystemClock
 from factory.effects import COLUMNS
 from factory.engine import Engine, EngineConfig
 from factory.loader import load_factories
-from factory.scheduler import Worker, WorkerConfig, quiet_chatty_loggers
 from factory.statuses import TERMINAL
 from factory.store import repo
 from factory.store.db import open_database
 from factory.store.outbox import backlog
+from factory.worker import Worker, WorkerConfig, quiet_chatty_loggers
 from integrations.notion.board import NotionBoard
 from integrations.notion.cards import new_card_properties
 from integrations.notion.client import NotionClient

@@ -17,10 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Engine as Database
-
 from factory import worktrees
-from factory.board import Reply
+from factory.board_protocol import Reply
 from factory.clock import Clock, SystemClock
 from factory.decide import (
     TRANSITION_CAP,
@@ -44,6 +42,7 @@ from factory.results import AgentInput, BadResult, parse_result
 from factory.statuses import TERMINAL, RunStatus, TaskStatus
 from factory.store import progress as progress_store
 from factory.store import repo
+from factory.store.db import Database
 from factory.store.leases import Lease, LeaseHeld, LeaseLost, claim, holder, release, renew
 from factory.threads import AgentThreads, TimeLimitExceeded, run_io, within
 from factory.unknown import unknown_factory

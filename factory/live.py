@@ -13,19 +13,19 @@ from datetime import UTC, datetime
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
-from sqlalchemy import Engine
 
-from factory.board import RequestStats
+from factory.board_protocol import RequestStats
 from factory.effects import COLUMNS
-from factory.scheduler import Worker
 from factory.store import progress as progress_store
 from factory.store.counts import tasks_by_status
+from factory.store.db import Database
 from factory.store.outbox import backlog
 from factory.terminal import shown
 from factory.threads import run_io
+from factory.worker import Worker
 
 
-def column_counts(db: Engine, board_id: str) -> dict[str, int]:
+def column_counts(db: Database, board_id: str) -> dict[str, int]:
     counts = dict.fromkeys(COLUMNS.values(), 0)
     for status, n in tasks_by_status(db, board_id).items():
         counts[COLUMNS.get(status, status)] = n
@@ -73,7 +73,7 @@ class Seen:
     cards: dict[str, tuple[str, str]]  # running task id -> (title, state)
 
 
-def read_seen(db: Engine, board_id: str, running: list[str]) -> Seen:
+def read_seen(db: Database, board_id: str, running: list[str]) -> Seen:
     with db.connect() as conn:
         cards = progress_store.running_cards(conn, running)
     return Seen(column_counts(db, board_id), backlog(db, board_id), cards)

@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import Engine
-
-from factory.board import Delivery, PendingEffect, PollReport, Reply, RequestStats, Sending
+from factory.board_protocol import Delivery, PendingEffect, PollReport, Reply, RequestStats, Sending
 from factory.clock import Clock
 from factory.effects import CommentEffect
 from factory.progress import ProgressUpdate
 from factory.store import local_comments
 from factory.store import progress as progress_store
+from factory.store.db import Database
 from factory.store.repo import LOCAL_BOARD
 from factory.threads import run_io
 
@@ -28,7 +27,7 @@ class LocalBoard:
     id = LOCAL_BOARD
     doubt_grace = 0.0  # local delivery is one transaction: never late
 
-    def __init__(self, db: Engine, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import Engine
-
-from factory.board import RequestStats
-from factory.scheduler import WorkerStats
+from factory.board_protocol import RequestStats
 from factory.store.counts import runs_by_status
+from factory.store.db import Database
 from factory.store.outbox import backlog
 from factory.threads import AgentThreads
+from factory.worker import WorkerStats
 
 
 def _metric(name: str, kind: str, help_text: str, samples: Mapping[str, float]) -> list[str]:
@@ -21,7 +20,7 @@ def _metric(name: str, kind: str, help_text: str, samples: Mapping[str, float]) 
 
 def render(
     stats: WorkerStats,
-    db: Engine,
+    db: Database,
     notion: RequestStats | None = None,
     *,
     agents: AgentThreads | None = None,

@@ -22,9 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
-
-from factory.board import Board, Delivery, PendingEffect
+from factory.board_protocol import Board, Delivery, PendingEffect
+from factory.store.db import Database
 from factory.store.outbox import mark_sending, park_task, pending, record, stamp_sending
 from factory.threads import run_io
 
@@ -77,7 +76,7 @@ def elapsed_since(start: datetime) -> Callable[[], datetime]:
 
 
 async def drain(
-    db: Engine,
+    db: Database,
     board: Board,
     now: datetime,
     limit: int = 500,
@@ -142,7 +141,7 @@ async def drain(
 
 
 async def _deliver_card(
-    db: Engine,
+    db: Database,
     board: Board,
     task_id: str,
     effects: list[PendingEffect],

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine as Database
-
-from factory.board import Board
+from factory.board_protocol import Board
 from factory.clock import Clock, SystemClock
-from factory.command import set_cancel_grace
 from factory.engine import Engine, EngineConfig
 from factory.loader import Catalog, load_factories, refusal
 from factory.local_board import LocalBoard
 from factory.settings import Settings, SettingsError
-from factory.store.db import open_database
+from factory.shell_agent import set_cancel_grace
+from factory.store.db import Database, open_database
 from factory.threads import agent_threads_for
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from factory.board import Delivery, PendingEffect, Sending
+from factory.board_protocol import Delivery, PendingEffect, Sending
 from factory.clock import FakeClock
 from factory.cycle import run_task
 from factory.decide import TRANSITION_CAP

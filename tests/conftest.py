@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import create_engine, text
 
-from factory.store.db import make_engine, migrate
+from factory.store.db import Database, make_engine, migrate
 from factory.store.tables import metadata
 
 PG_ADMIN_URL = os.environ.get(
@@ -54,9 +54,9 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
-def _truncate(engine: Engine) -> None:
+def _truncate(db: Database) -> None:
     names = ", ".join(t.name for t in reversed(metadata.sorted_tables))
-    with engine.begin() as conn:
+    with db.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
@@ -74,7 +74,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # type: 
 
 
 @pytest.fixture
-def db(db_url: str) -> Iterator[Engine]:
+def db(db_url: str) -> Iterator[Database]:
     engine = make_engine(db_url)
     migrate(engine)
     yield engine

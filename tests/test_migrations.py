@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine as Database
 
-from factory.store.db import migrate
+from factory.store.db import Database, migrate
 from factory.store.tables import metadata
 
 

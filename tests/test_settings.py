@@ -196,7 +196,7 @@ def test_allowed_repliers_are_normalized_and_bad_entries_named(
 def test_the_cancel_grace_reaches_command_agents(
     clean: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from factory import command
+    from factory import shell_agent as command
     from factory.runtime import open_runtime
 
     assert load_settings().cancel_grace_seconds == 10

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine as Database
 
-from factory.board import Reply
+from factory.board_protocol import Reply
 from factory.clock import FakeClock
 from factory.engine import Engine, EngineConfig
 from factory.loader import load_factories
 from factory.store import repo
-from factory.store.db import open_database
+from factory.store.db import Database, open_database
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 

@@ -50,7 +50,7 @@ from factory import (
     feedback,
     orchestrate,
 )
-from factory.command import fenced, last_lines
+from factory.shell_agent import fenced, last_lines
 
 MAX_ROUNDS = 3
 DIFF_CLIP_CHARS = 4_000

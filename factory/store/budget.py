@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy import Connection, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from factory.store.db import Database
 from factory.store.tables import rate_budget
 
 T = TypeVar("T")
@@ -43,12 +44,12 @@ class BudgetRow:
 Change = Callable[[BudgetRow, float], tuple[BudgetRow, T]]
 
 
-def change_budget(engine: Engine, key: str, full: float, change: Change[T]) -> T:
+def change_budget(db: Database, key: str, full: float, change: Change[T]) -> T:
     """Apply `change(row, now)` to the budget `key` (created holding `full` tokens).
 
     Returns what `change` answered alongside the new row.
     """
-    with engine.begin() as conn:
+    with db.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
             conn.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
@@ -71,8 +72,8 @@ def change_budget(engine: Engine, key: str, full: float, change: Change[T]) -> T
     return answer
 
 
-def read_budget(engine: Engine, key: str) -> BudgetRow | None:
-    with engine.begin() as conn:
+def read_budget(db: Database, key: str) -> BudgetRow | None:
+    with db.begin() as conn:
         found = conn.execute(select(rate_budget).where(rate_budget.c.key == key)).one_or_none()
     return None if found is None else _row(found)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 
+from factory.store.db import Database
 from factory.store.tables import runs, tasks
 
 
-def tasks_by_status(db: Engine, board_id: str) -> dict[str, int]:
+def tasks_by_status(db: Database, board_id: str) -> dict[str, int]:
     """One board's cards by status (statuses with no card are absent)."""
     with db.connect() as conn:
         rows = conn.execute(
@@ -18,7 +19,7 @@ def tasks_by_status(db: Engine, board_id: str) -> dict[str, int]:
     return {status: n for status, n in rows}
 
 
-def runs_by_status(db: Engine, board_id: str | None = None) -> dict[str, int]:
+def runs_by_status(db: Database, board_id: str | None = None) -> dict[str, int]:
     """Runs by status: of one board's cards, or of every board in the database."""
     query = select(runs.c.status, func.count()).group_by(runs.c.status)
     if board_id is not None:

@@ -1,4 +1,4 @@
-"""Database engines for SQLite and PostgreSQL, and migrations applied on start."""
+"""The database (SQLite or PostgreSQL) opened, migrated and checked."""
 
 from __future__ import annotations
 
@@ -15,13 +15,17 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # A fixed key so that workers starting together on PostgreSQL migrate one at a time.
 MIGRATION_LOCK_KEY = 0x6E66_6163
 
+# The project's name for a SQLAlchemy Engine, so that `Engine` means only the tick runner
+# (factory/engine.py) and every database handle reads as `db: Database`.
+Database = Engine
+
 
 class DatabaseError(RuntimeError):
     """The database cannot be opened or migrated; the message says which and why."""
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files (and their folder) are created on first use."""
+def make_engine(url: str) -> Database:
+    """A database for `url`; SQLite files (and their folder) are created on first use."""
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
@@ -38,12 +42,12 @@ def make_engine(url: str) -> Engine:
     )
 
 
-def _sqlite_engine(url: str, database: str | None) -> Engine:
+def _sqlite_engine(url: str, database: str | None) -> Database:
     if database and database != ":memory:" and not database.startswith("file:"):
         # created by us before SQLite does, so owner-only; its -wal and -shm files
         # take the same permissions
         ensure_private_file(Path(database).expanduser())
-    engine = create_engine(
+    db = create_engine(
         url,
         # pysqlite's own transaction handling is disabled so that BEGIN IMMEDIATE
         # below takes the write lock up front: a deferred transaction that later
@@ -51,7 +55,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         connect_args={"check_same_thread": False, "isolation_level": None, "timeout": 30},
     )
 
-    @event.listens_for(engine, "connect")
+    @event.listens_for(db, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -60,35 +64,35 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
-    @event.listens_for(engine, "begin")
+    @event.listens_for(db, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-    return engine
+    return db
 
 
-def migrate(engine: Engine) -> None:
+def migrate(db: Database) -> None:
     """Bring the schema to the newest revision (idempotent, safe with concurrent workers)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
-        with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
+        with db.begin() as conn:
+            if db.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     except Exception as exc:
-        where = engine.url.render_as_string(hide_password=True)
+        where = db.url.render_as_string(hide_password=True)
         raise DatabaseError(f"cannot migrate database {where}: {exc}") from exc
 
 
-def open_database(url: str) -> Engine:
-    engine = make_engine(url)
-    migrate(engine)
-    return engine
+def open_database(url: str) -> Database:
+    db = make_engine(url)
+    migrate(db)
+    return db
 
 
-def ping(engine: Engine) -> None:
+def ping(db: Database) -> None:
     """Raise unless the database answers a trivial query (`doctor`, `/healthz`)."""
-    with engine.connect() as conn:
+    with db.connect() as conn:
         conn.execute(text("SELECT 1"))

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 
+from factory.store.db import Database
 from factory.store.tables import tasks
 
 
@@ -46,7 +47,7 @@ class LeaseLost(RuntimeError):
         self.lease = lease
 
 
-def claim(engine: Engine, task_id: str, owner: str, now: datetime, ttl: float) -> Lease | None:
+def claim(db: Database, task_id: str, owner: str, now: datetime, ttl: float) -> Lease | None:
     """Take the task's lease, or None when another live lease holds it."""
     expires = now + timedelta(seconds=ttl)
     stmt = (
@@ -62,7 +63,7 @@ def claim(engine: Engine, task_id: str, owner: str, now: datetime, ttl: float) -
         .values(lease_owner=owner, lease_expires_at=expires, lease_epoch=tasks.c.lease_epoch + 1)
         .returning(tasks.c.lease_epoch)
     )
-    with engine.begin() as conn:
+    with db.begin() as conn:
         before = conn.execute(
             select(tasks.c.lease_owner).where(tasks.c.id == task_id).with_for_update()
         ).scalar_one_or_none()
@@ -72,9 +73,9 @@ def claim(engine: Engine, task_id: str, owner: str, now: datetime, ttl: float) -
     return Lease(task_id, owner, epoch, expires, took_over=before not in (None, owner))
 
 
-def holder(engine: Engine, task_id: str) -> tuple[str | None, datetime | None] | None:
+def holder(db: Database, task_id: str) -> tuple[str | None, datetime | None] | None:
     """(owner, expiry) of the task's lease, or None when there is no such task."""
-    with engine.begin() as conn:
+    with db.begin() as conn:
         row = conn.execute(
             select(tasks.c.lease_owner, tasks.c.lease_expires_at).where(tasks.c.id == task_id)
         ).one_or_none()
@@ -103,14 +104,14 @@ def guard(conn: Connection, lease: Lease, now: datetime, ttl: float) -> Lease:
     return Lease(lease.task_id, lease.owner, lease.epoch, expires, lease.took_over)
 
 
-def renew(engine: Engine, lease: Lease, now: datetime, ttl: float) -> Lease:
-    with engine.begin() as conn:
+def renew(db: Database, lease: Lease, now: datetime, ttl: float) -> Lease:
+    with db.begin() as conn:
         return guard(conn, lease, now, ttl)
 
 
-def release(engine: Engine, lease: Lease) -> bool:
+def release(db: Database, lease: Lease) -> bool:
     """Give the lease back so another worker need not wait for it to expire."""
-    with engine.begin() as conn:
+    with db.begin() as conn:
         result = conn.execute(
             update(tasks).where(held_by(lease)).values(lease_owner=None, lease_expires_at=None)
         )

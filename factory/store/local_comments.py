@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, insert, select
 
 from factory.statuses import TaskStatus
+from factory.store.db import Database
 from factory.store.repo import LOCAL_BOARD, consumed_comment_ids, get_task
 from factory.store.tables import local_comments
 
@@ -31,7 +32,7 @@ def post_once(conn: Connection, task_id: str, author: str, text: str, now: datet
     )
 
 
-def unconsumed_replies(db: Engine, task_id: str) -> list[tuple[str, str, str, datetime]]:
+def unconsumed_replies(db: Database, task_id: str) -> list[tuple[str, str, str, datetime]]:
     """People's comments on a card not yet taken by a tick: (id, text, author, created_at)."""
     with db.connect() as conn:
         consumed = consumed_comment_ids(conn, task_id)
@@ -47,7 +48,7 @@ def unconsumed_replies(db: Engine, task_id: str) -> list[tuple[str, str, str, da
         ]
 
 
-def add_reply(db: Engine, task_id: str, text: str, author: str, now: datetime) -> int:
+def add_reply(db: Database, task_id: str, text: str, author: str, now: datetime) -> int:
     """A person answers a card waiting in feedback (`nfactory task reply`)."""
     if not text.strip():
         raise ValueError("the reply is empty")

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from factory.board import Delivery, PendingEffect
+from factory.board_protocol import Delivery, PendingEffect
 from factory.effects import CommentEffect, Effect, LogEffect, PageEffect, effect_from_row
 from factory.statuses import UNDELIVERED, OutboxStatus
+from factory.store.db import Database
 from factory.store.tables import outbox, tasks
 
 
@@ -33,7 +34,7 @@ def _due(settled: datetime) -> ColumnElement[bool]:
 
 
 def pending(
-    db: Engine,
+    db: Database,
     board_id: str,
     now: datetime,
     limit: int = 500,
@@ -73,7 +74,7 @@ def pending(
     return grouped
 
 
-def backlog(db: Engine, board_id: str | None = None) -> int:
+def backlog(db: Database, board_id: str | None = None) -> int:
     """Effects waiting for delivery: to one board, or to every board in the database."""
     query = select(func.count()).select_from(outbox).where(outbox.c.status.in_(UNDELIVERED))
     if board_id is not None:
@@ -83,7 +84,7 @@ def backlog(db: Engine, board_id: str | None = None) -> int:
 
 
 def mark_sending(
-    db: Engine, task_id: str, ids: Sequence[int], now: datetime, doubt_grace: float = 0.0
+    db: Database, task_id: str, ids: Sequence[int], now: datetime, doubt_grace: float = 0.0
 ) -> bool:
     """Write-ahead mark: if we die before `record`, the next drain knows to check first.
 
@@ -123,7 +124,7 @@ def mark_sending(
     return True
 
 
-def stamp_sending(db: Engine, ids: Sequence[int], now: datetime) -> None:
+def stamp_sending(db: Database, ids: Sequence[int], now: datetime) -> None:
     """A write carrying these effects goes out now: its grace, if it ends in doubt,
     counts from here (not from when the card was claimed, which may be long before)."""
     with db.begin() as conn:
@@ -135,7 +136,7 @@ def stamp_sending(db: Engine, ids: Sequence[int], now: datetime) -> None:
 
 
 def record(
-    db: Engine, deliveries: Sequence[Delivery], superseded: Sequence[int], now: datetime
+    db: Database, deliveries: Sequence[Delivery], superseded: Sequence[int], now: datetime
 ) -> None:
     with db.begin() as conn:
         if superseded:
@@ -166,7 +167,7 @@ def record(
             conn.execute(update(outbox).where(outbox.c.id == d.effect_id).values(**values))
 
 
-def park_task(db: Engine, task_id: str, error: str) -> int:
+def park_task(db: Database, task_id: str, error: str) -> int:
     """Park every pending effect of a card the board cannot reach (deleted, not shared)."""
     with db.begin() as conn:
         result = conn.execute(
@@ -194,7 +195,7 @@ def question_comment(conn: Connection, task_id: str) -> str | None:
     return latest.external_ref or ""
 
 
-def log_section_delivered(db: Engine, task_id: str) -> bool:
+def log_section_delivered(db: Database, task_id: str) -> bool:
     """Whether any log line or page output reached the card: its section header is there."""
     with db.connect() as conn:
         found = conn.execute(
@@ -209,7 +210,7 @@ def log_section_delivered(db: Engine, task_id: str) -> bool:
     return found is not None
 
 
-def delivered_effects(db: Engine, task_id: str) -> list[Effect]:
+def delivered_effects(db: Database, task_id: str) -> list[Effect]:
     """What the card shows: its delivered effects, in order."""
     with db.connect() as conn:
         rows = conn.execute(

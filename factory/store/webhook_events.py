@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
+from factory.store.db import Database
 from factory.store.tables import webhook_events
 
 ID_LENGTH = 64  # the columns' width: longer ids and types are cut, not refused
 
 
-def first_time(db: Engine, event_id: str, event_type: str, now: datetime) -> bool:
+def first_time(db: Database, event_id: str, event_type: str, now: datetime) -> bool:
     """Record the event; False when its id was recorded before (a redelivery)."""
     try:
         with db.begin() as conn:

@@ -8,11 +8,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine
-
-from factory.board import Delivery, PendingEffect, PollReport, Reply, RequestStats, Sending
+from factory.board_protocol import Delivery, PendingEffect, PollReport, Reply, RequestStats, Sending
 from factory.progress import ProgressUpdate
 from factory.store import outbox, repo
+from factory.store.db import Database
 from factory.threads import run_io
 from integrations.notion.client import NotionClient
 from integrations.notion.deliver import NotionDeliverer
@@ -68,7 +67,7 @@ class NotionBoard:
     def __init__(
         self,
         client: NotionClient,
-        db: Engine,
+        db: Database,
         data_source_id: str,
         bot_id: str,
         allowed: Sequence[str] = (),

@@ -18,10 +18,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import Engine
-
-from factory.board import Delivery, PendingEffect, Sending
+from factory.board_protocol import Delivery, PendingEffect, Sending
 from factory.effects import CommentEffect, LogEffect, PageEffect, StateEffect
+from factory.store.db import Database
 from factory.store.outbox import log_section_delivered
 from factory.threads import run_io
 from integrations.notion.cards import state_properties
@@ -88,7 +87,7 @@ class NotionDeliverer:
     def __init__(
         self,
         client: NotionClient,
-        db: Engine,
+        db: Database,
         bot_id: str,
         progress: NotionProgress | None = None,
     ) -> None:

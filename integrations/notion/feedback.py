@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from factory.board import Reply
+from factory.board_protocol import Reply
 from integrations.notion.cards import parse_time
 from integrations.notion.repliers import ANYONE, Repliers, normalize_id
 from integrations.notion.richtext import plain

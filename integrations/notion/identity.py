@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
-
 from factory.store import identity as store
+from factory.store.db import Database
 from factory.threads import run_io
 from integrations.notion.board import BoardRef, resolve_board
 from integrations.notion.client import NotionClient
@@ -78,7 +77,7 @@ def moved(board_id: str, old: str, new: str) -> NotionError:
 
 
 async def identify(
-    client: NotionClient, db: Engine, board_id: str, now: datetime, *, recheck: bool = False
+    client: NotionClient, db: Database, board_id: str, now: datetime, *, recheck: bool = False
 ) -> Identity:
     """The board NOTION_BOARD_ID names and the bot's id: from the database while fresh,
     else from Notion (then remembered). A board Notion no longer finds is forgotten."""
@@ -100,7 +99,7 @@ async def identify(
     return Identity(ref, me["id"], checked=True)
 
 
-def remember(db: Engine, board_id: str, ref: BoardRef, bot_id: str, now: datetime) -> None:
+def remember(db: Database, board_id: str, ref: BoardRef, bot_id: str, now: datetime) -> None:
     row = store.IdentityRow(
         board_key(board_id), ref.data_source_id, ref.database_id, ref.title, bot_id, now
     )
@@ -108,11 +107,11 @@ def remember(db: Engine, board_id: str, ref: BoardRef, bot_id: str, now: datetim
         store.save_identity(conn, row)
 
 
-def forget(db: Engine, board_id: str) -> None:
+def forget(db: Database, board_id: str) -> None:
     with db.begin() as conn:
         store.forget_identity(conn, board_key(board_id))
 
 
-def _load(db: Engine, key: str) -> store.IdentityRow | None:
+def _load(db: Database, key: str) -> store.IdentityRow | None:
     with db.connect() as conn:
         return store.load_identity(conn, key)

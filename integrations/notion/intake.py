@@ -11,13 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, Engine
-
-from factory.board import PollReport
-from factory.store import boards as board_store
-from factory.store import repo
+from factory.board_protocol import PollReport
+from factory.store import intake as intake_store
+from factory.store.db import Database
 from factory.threads import run_io
 from integrations.notion.cards import Card, parse_card
 from integrations.notion.client import NotionClient
@@ -51,14 +48,14 @@ async def read_context(client: NotionClient, page_id: str) -> tuple[str, str]:
 
 async def poll(
     client: NotionClient,
-    db: Engine,
+    db: Database,
     board_id: str,
     factories: Iterable[str],
     now: datetime,
     unloaded: Mapping[str, str] | None = None,
 ) -> PollReport:
     factories = list(factories)
-    minute, seen, heavy = await run_io(_load, db, board_id)
+    minute, seen, heavy = await run_io(intake_store.load_watermark, db, board_id)
     mark = Watermark(minute, frozenset(seen), frozenset(heavy))
     pages = client.paginate(
         "POST",
@@ -68,7 +65,7 @@ async def poll(
     cards = [parse_card(p) async for p in pages]
     fresh, next_mark = advance(mark, cards, now)
     report = PollReport(seen=len(cards), edited=[c.page_id for c in fresh])
-    known = await run_io(_snapshots, db, board_id, [c.page_id for c in fresh])
+    known = await run_io(intake_store.snapshots, db, board_id, [c.page_id for c in fresh])
     handled: list[Card] = []
     for card in fresh:
         snap = known.get(card.page_id)
@@ -91,27 +88,16 @@ async def poll(
     return report
 
 
-def _load(db: Engine, board_id: str) -> tuple[datetime | None, list[str], list[datetime]]:
-    with db.connect() as conn:
-        return board_store.load_watermark(conn, board_id)
-
-
-def _snapshots(db: Engine, board_id: str, page_ids: list[str]) -> dict[str, Any]:
-    with db.connect() as conn:
-        return board_store.snapshots(conn, board_id, page_ids)
-
-
-def _save(db: Engine, board_id: str, old: Watermark, new: Watermark) -> None:
+def _save(db: Database, board_id: str, old: Watermark, new: Watermark) -> None:
     # after a bulk edit `seen` holds thousands of keys: write it only when it changes
     if new == old:
         return
-    with db.begin() as conn:
-        board_store.save_watermark(conn, board_id, new.minute, new.seen, new.heavy)
+    intake_store.save_watermark(db, board_id, new.minute, new.seen, new.heavy)
 
 
 async def _apply(
     client: NotionClient,
-    db: Engine,
+    db: Database,
     board_id: str,
     card: Card,
     task: TaskSnapshot | None,
@@ -121,69 +107,49 @@ async def _apply(
     report: PollReport,
 ) -> None:
     title = card.title or "(untitled card)"
+    factory_id = card.factory or ""
     if action == "create":
         prompt, context = await read_context(client, card.page_id)
-
-        def create(conn: Connection) -> None:
-            repo.create_task(
-                conn,
-                board_id=board_id,
-                external_id=card.page_id,
-                factory_id=card.factory or "",
-                title=title,
-                prompt=prompt,
-                context=context,
-                now=now,
-            )
-
-        if await run_io(board_store.created_once, db, create):
+        if await run_io(
+            intake_store.create_card,
+            db,
+            board_id=board_id,
+            external_id=card.page_id,
+            factory_id=factory_id,
+            title=title,
+            prompt=prompt,
+            context=context,
+            now=now,
+        ):
             report.created.append(card.page_id)
     elif action == "requeue" and task is not None:
         prompt, context = await read_context(client, card.page_id)
-
-        def requeue() -> bool:
-            with db.begin() as conn:
-                return board_store.requeue_card(
-                    conn,
-                    task.task_id,
-                    factory_id=card.factory or "",
-                    title=title,
-                    prompt=prompt,
-                    context=context,
-                    now=now,
-                )
-
-        if await run_io(requeue):
+        if await run_io(
+            intake_store.requeue_card,
+            db,
+            task.task_id,
+            factory_id=factory_id,
+            title=title,
+            prompt=prompt,
+            context=context,
+            now=now,
+        ):
             report.requeued.append(card.page_id)
-    elif action == "block":
-        if task is None:
-
-            def block(conn: Connection) -> None:
-                board_store.block_new_card(
-                    conn,
-                    board_id=board_id,
-                    external_id=card.page_id,
-                    factory_id=card.factory or "",
-                    title=title,
-                    error=reason,
-                    now=now,
-                )
-
-            if await run_io(board_store.created_once, db, block):
-                report.blocked.append(card.page_id)
-        else:
-            await run_io(_block_existing, db, task.task_id, board_id, reason, now)
+    elif action == "block" and task is None:
+        if await run_io(
+            intake_store.block_new_card,
+            db,
+            board_id=board_id,
+            external_id=card.page_id,
+            factory_id=factory_id,
+            title=title,
+            error=reason,
+            now=now,
+        ):
             report.blocked.append(card.page_id)
+    elif action == "block" and task is not None:
+        await run_io(intake_store.block_existing, db, task.task_id, board_id, reason, now)
+        report.blocked.append(card.page_id)
     elif action == "cancel" and task is not None:
-        await run_io(_cancel, db, task.task_id, now, reason)
+        await run_io(intake_store.cancel_card, db, task.task_id, now, reason)
         report.cancelled.append(card.page_id)
-
-
-def _block_existing(db: Engine, task_id: str, board_id: str, reason: str, now: datetime) -> None:
-    with db.begin() as conn:
-        board_store.block_existing(conn, task_id, board_id, reason, now)
-
-
-def _cancel(db: Engine, task_id: str, now: datetime, reason: str) -> None:
-    with db.begin() as conn:
-        repo.request_cancel(conn, task_id, now, by=reason)

@@ -21,12 +21,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Engine
-
 from factory.clock import SystemClock
 from factory.progress import ProgressUpdate
 from factory.store import progress as progress_store
 from factory.store import repo
+from factory.store.db import Database
 from factory.threads import run_io
 from integrations.notion.client import NoSpareBudget, NotionClient
 from integrations.notion.errors import NotionError
@@ -65,7 +64,7 @@ def is_progress_block(block: dict[str, Any], bot_id: str) -> bool:
 
 
 class NotionProgress:
-    def __init__(self, client: NotionClient, db: Engine, bot_id: str) -> None:
+    def __init__(self, client: NotionClient, db: Database, bot_id: str) -> None:
         self.client = client
         self.db = db
         self.bot_id = bot_id

@@ -28,9 +28,8 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import Engine
-
 from factory.store.budget import BudgetRow, change_budget
+from factory.store.db import Database
 from factory.threads import run_io
 from integrations.notion.budget_rows import (
     UNBOUND,
@@ -67,7 +66,7 @@ class SharedBudget:
 
     def __init__(
         self,
-        engine: Engine,
+        db: Database,
         rate: float,
         burst: int,
         *,
@@ -77,7 +76,7 @@ class SharedBudget:
     ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("a rate budget needs rate > 0 and burst >= 1")
-        self.engine = engine
+        self.db = db
         self.rate = float(rate)
         self.burst = float(burst)
         self.key = key
@@ -220,7 +219,7 @@ class SharedBudget:
         change = grant_change(want, reserve, charge, self.rate, self.burst)
         try:
             answer = await asyncio.wait_for(
-                run_io(change_budget, self.engine, key, self.burst, change), DATABASE_TIMEOUT
+                run_io(change_budget, self.db, key, self.burst, change), DATABASE_TIMEOUT
             )
         except Exception as exc:  # the database is the shared budget's only dependency
             with self._state_lock:
@@ -266,7 +265,7 @@ class SharedBudget:
         # (this worker keeps its own pause), and sends this worker to its fallback.
         try:
             await asyncio.wait_for(
-                run_io(change_budget, self.engine, key, self.burst, change), DATABASE_TIMEOUT
+                run_io(change_budget, self.db, key, self.burst, change), DATABASE_TIMEOUT
             )
         except Exception as exc:
             self._fall_back(exc)
@@ -332,13 +331,13 @@ _BUDGETS: dict[tuple[str, str], SharedBudget] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def shared_budget(token: str, engine: Engine, rate: float, burst: int) -> SharedBudget:
+def shared_budget(token: str, db: Database, rate: float, burst: int) -> SharedBudget:
     """The one shared budget for `token` on this database in this process."""
-    key = (token_key(token), engine.url.render_as_string(hide_password=True))
+    key = (token_key(token), db.url.render_as_string(hide_password=True))
     with _REGISTRY_LOCK:
         budget = _BUDGETS.get(key)
         if budget is None:
-            budget = _BUDGETS[key] = SharedBudget(engine, rate, burst)
+            budget = _BUDGETS[key] = SharedBudget(db, rate, burst)
         return budget
 
 

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,6 +24,7 @@ from starlette.routing import Route
 from factory.files import write_private_atomically
 from factory.ops_http import ops_routes
 from factory.store import webhook_events
+from factory.store.db import Database
 from factory.threads import run_io
 from integrations.notion.webhook_input import (
     DEFAULT_MAX_BYTES,
@@ -69,7 +69,7 @@ def authored_by_bot(event: dict[str, Any], bot_id: str) -> bool:
 class WebhookReceiver:
     def __init__(
         self,
-        db: Engine,
+        db: Database,
         secret: str | None,
         bot_id: str,
         wake: Callable[[str], None],

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
-
 from factory.store import repo
+from factory.store.db import Database
 from factory.threads import run_io
 from integrations.notion.board import NotionBoard, Recheck
 from integrations.notion.client import NotionClient
@@ -22,7 +21,7 @@ from integrations.notion.shared_budget import bind_to_bot, shared_budget
 log = logging.getLogger("nfactory.notion")
 
 
-def rate_budget(settings: NotionSettings, db: Engine | None) -> RateBudget:
+def rate_budget(settings: NotionSettings, db: Database | None) -> RateBudget:
     """The integration's budget: shared through `db` by every worker on it, or this
     process's own (no database, NOTION_RATE_SHARED=off, or auto on SQLite)."""
     token, rate, burst = settings.token(), settings.notion_rate_limit, settings.notion_burst
@@ -32,7 +31,7 @@ def rate_budget(settings: NotionSettings, db: Engine | None) -> RateBudget:
     return shared_budget(token, db, rate, burst)
 
 
-def make_client(settings: NotionSettings, db: Engine | None = None) -> NotionClient:
+def make_client(settings: NotionSettings, db: Database | None = None) -> NotionClient:
     return NotionClient(
         settings.token(),
         settings.notion_base_url,
@@ -45,7 +44,7 @@ def make_client(settings: NotionSettings, db: Engine | None = None) -> NotionCli
 @asynccontextmanager
 async def open_notion_board(
     settings: NotionSettings,
-    db: Engine,
+    db: Database,
     now: datetime,
     *,
     check_repliers: bool = False,
@@ -95,7 +94,7 @@ async def open_notion_board(
 
 def _rechecker(
     client: NotionClient,
-    db: Engine,
+    db: Database,
     board_id: str,
     data_source_id: str,
     asked: datetime | None,

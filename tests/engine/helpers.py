@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from sqlalchemy import Engine as Database
 from sqlalchemy import event
 
 from factory.clock import FakeClock
 from factory.dsl import Factory
 from factory.engine import Engine, EngineConfig
 from factory.store import repo
+from factory.store.db import Database
 
 
 def make_engine(

@@ -12,12 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine as Database
 from sqlalchemy import select
 
 from factory import AgentInput, action, define_factory, done, failed
 from factory.clock import SystemClock
 from factory.engine import Engine, EngineConfig
+from factory.store.db import Database
 from factory.store.leases import holder
 from factory.store.tables import transitions
 from tests.engine.helpers import new_task, task

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Engine as Database
 from sqlalchemy import select
 
 from factory import AgentInput, action, command_agent, define_factory, done, failed, feedback
 from factory.clock import FakeClock
 from factory.engine import Engine, TickReport
 from factory.store import repo
+from factory.store.db import Database
 from factory.store.tables import outbox
 from tests.engine.helpers import make_engine, new_task, path, task
 

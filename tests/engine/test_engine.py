@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine as Database
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -25,10 +24,11 @@ from factory import (
     loop,
     orchestrate,
 )
-from factory.board import Reply
+from factory.board_protocol import Reply
 from factory.clock import FakeClock
 from factory.effects import SummaryComment
 from factory.store import repo
+from factory.store.db import Database
 from factory.store.tables import outbox, runs, transitions
 from tests.engine.helpers import make_engine, new_task, path, run_of, task
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine as Database
 from sqlalchemy import select, update
 
 from factory import AgentInput, action, define_factory, done, failed
@@ -32,6 +31,7 @@ from factory.dsl import Factory
 from factory.engine import Engine, EngineConfig, TickReport
 from factory.results import AgentResult
 from factory.store import repo
+from factory.store.db import Database
 from factory.store.db import make_engine as open_engine
 from factory.store.leases import LeaseHeld, LeaseLost, claim, guard, holder, release, renew
 from factory.store.tables import outbox, runs, tasks, transitions

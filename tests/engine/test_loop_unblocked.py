@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine as Database
 from sqlalchemy import event
 
 from factory import AgentInput, action, define_factory, done, failed
 from factory.clock import FakeClock
 from factory.cycle import run_cycle, run_due, run_task
 from factory.local_board import LocalBoard
-from factory.store.db import open_database
+from factory.store.db import Database, open_database
 from tests.engine.helpers import make_engine, new_task, statements_on_this_thread, task
 
 LOOP_TURNS = 100  # how often the loop must get round while the database is locked
@@ -115,7 +114,7 @@ async def test_the_live_view_reads_the_database_off_the_loop(
     from rich.console import Console
 
     from factory.live import render_live
-    from factory.scheduler import Worker, WorkerConfig
+    from factory.worker import Worker, WorkerConfig
 
     db, path = sqlite_file
     clock = FakeClock()

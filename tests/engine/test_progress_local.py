@@ -15,8 +15,8 @@ from factory import AgentInput, action, define_factory, done, failed
 from factory.clock import SystemClock
 from factory.live import running_table
 from factory.local_board import LocalBoard
-from factory.scheduler import Worker, WorkerConfig
 from factory.store.db import open_database
+from factory.worker import Worker, WorkerConfig
 from tests.engine.helpers import make_engine, new_task, task
 from tests.test_cli import NFACTORY, clean_env
 

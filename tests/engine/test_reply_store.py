@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine as Database
 from sqlalchemy import insert, update
 
 from factory.store import repo
+from factory.store.db import Database
 from factory.store.replies import record_reply_check, waiting_for_replies
 from factory.store.tables import outbox, tasks
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import Engine as Database
 from sqlalchemy import func, select
 
 from factory import AgentInput, action, define_factory, done, failed
-from factory.board import RequestStats
+from factory.board_protocol import RequestStats
 from factory.clock import SystemClock
 from factory.local_board import LocalBoard
-from factory.scheduler import Worker, WorkerConfig
+from factory.store.db import Database
 from factory.store.outbox import backlog
 from factory.store.tables import tasks
+from factory.worker import Worker, WorkerConfig
 from tests.engine.helpers import make_engine, new_task, path
 
 FAST = WorkerConfig(poll_seconds=0.2, concurrency=4, deliver_seconds=0.1, dispatch_seconds=0.05)
@@ -204,8 +204,8 @@ async def test_metrics_count_the_workers_own_board_in_a_shared_database(db: Data
     from datetime import UTC, datetime
 
     from factory.metrics import render as render_metrics
-    from factory.scheduler import WorkerStats
     from factory.store import repo
+    from factory.worker import WorkerStats
 
     factory = define_factory(
         id="w",

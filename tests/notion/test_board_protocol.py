@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from factory.board import Board, PollReport
+from factory.board_protocol import Board, PollReport
 from factory.clock import SystemClock
 from factory.cycle import run_cycle
 from factory.engine import Engine, EngineConfig
 from factory.live import RequestRate, render
 from factory.local_board import LocalBoard
 from factory.metrics import render as render_metrics
-from factory.scheduler import Worker, WorkerConfig, WorkerStats
 from factory.store.db import open_database
+from factory.worker import Worker, WorkerConfig, WorkerStats
 from integrations.notion.board import NotionBoard
 from integrations.notion_emulator.server import EmulatorServer
 from tests.notion.journeys_factories import ALL

@@ -13,15 +13,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine as Database
 
-from factory.board import Reply
+from factory.board_protocol import Reply
 from factory.clock import FakeClock
 from factory.dsl import Factory
 from factory.engine import Engine, EngineConfig
 from factory.loader import load_factories
 from factory.store import repo
-from factory.store.db import open_database
+from factory.store.db import Database, open_database
 from integrations.notion_emulator.server import EmulatorServer
 from tests.notion.world import World
 

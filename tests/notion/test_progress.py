@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from factory import AgentInput, action, define_factory, done, failed
-from factory.scheduler import Worker, WorkerConfig
 from factory.store.outbox import backlog
+from factory.worker import Worker, WorkerConfig
 from integrations.notion.client import NotionClient
 from integrations.notion.ratelimit import TokenBucket
 from integrations.notion_emulator.server import EmulatorServer

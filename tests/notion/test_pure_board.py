@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from factory.board import PendingEffect
+from factory.board_protocol import PendingEffect
 from factory.effects import effect_from_row
 from integrations.notion import schema
 from integrations.notion.deliver import already_there, render

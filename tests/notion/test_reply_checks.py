@@ -14,9 +14,9 @@ from factory.clock import FakeClock
 from factory.cycle import run_cycle, run_task
 from factory.engine import Engine, EngineConfig
 from factory.reply_schedule import ReplySchedule
-from factory.scheduler import Worker, WorkerConfig
 from factory.store.replies import record_reply_check
 from factory.store.tables import outbox
+from factory.worker import Worker, WorkerConfig
 from integrations.notion_emulator.server import EmulatorServer
 from tests.notion.journeys_factories import ALL
 from tests.notion.world import World

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from factory.settings import SettingsError
 from factory.store.budget import read_budget
-from factory.store.db import make_engine, migrate
+from factory.store.db import Database, make_engine, migrate
 from factory.store.tables import rate_budget as budget_table
 from integrations.notion import shared_budget as sb
 from integrations.notion.budget_rows import UNBOUND, budget_key
@@ -44,7 +44,7 @@ def recording(waits: list[float]):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def engines(db_url: str) -> Iterator[tuple[Engine, Engine]]:
+def engines(db_url: str) -> Iterator[tuple[Database, Database]]:
     """Two engines on one database: two workers."""
     first, second = make_engine(db_url), make_engine(db_url)
     migrate(first)
@@ -64,7 +64,7 @@ async def settle(budget: SharedBudget) -> None:
 
 
 async def test_a_second_worker_waits_for_what_the_first_took(
-    engines: tuple[Engine, Engine],
+    engines: tuple[Database, Database],
 ) -> None:
     """Three tokens at a rate of one per 100 s: whoever takes them, the other waits."""
     k = key()
@@ -82,7 +82,7 @@ async def test_a_second_worker_waits_for_what_the_first_took(
 
 
 async def test_a_429_seen_by_one_worker_pauses_the_other(
-    engines: tuple[Engine, Engine],
+    engines: tuple[Database, Database],
 ) -> None:
     k = key()
     told = SharedBudget(engines[0], 100.0, 3, key=k)
@@ -98,7 +98,7 @@ async def test_a_429_seen_by_one_worker_pauses_the_other(
 
 
 async def test_an_idle_worker_gives_its_unspent_grant_back(
-    engines: tuple[Engine, Engine],
+    engines: tuple[Database, Database],
 ) -> None:
     """Three callers queued take a grant of three; two of them go away before spending:
     after HOLD the two tokens are back in the row for the other workers."""
@@ -116,7 +116,7 @@ async def test_an_idle_worker_gives_its_unspent_grant_back(
 
 
 async def test_tokens_taken_before_the_bot_is_known_are_charged_to_its_row(
-    engines: tuple[Engine, Engine],
+    engines: tuple[Database, Database],
 ) -> None:
     """A starting worker takes from the shared UNBOUND row, then pays them to its own."""
     budget = SharedBudget(engines[0], 0.01, 3)
@@ -146,7 +146,7 @@ async def test_a_broken_database_falls_back_to_a_slow_bucket_and_says_so_once(
     unmigrated.dispose()
 
 
-def test_the_setting_chooses_the_budget(db: Engine) -> None:
+def test_the_setting_chooses_the_budget(db: Database) -> None:
     base = {"notion_token": "ntn_setting_test"}
     postgres = db.dialect.name == "postgresql"
     auto = rate_budget(NotionSettings(**base), db)  # type: ignore[arg-type]
@@ -199,7 +199,7 @@ async def test_two_workers_on_one_database_together_stay_within_notion_s_limit(
 
 
 async def test_opening_the_board_binds_the_budget_to_the_bot(
-    db: Engine, emulator: EmulatorServer, make_client
+    db: Database, emulator: EmulatorServer, make_client
 ) -> None:  # type: ignore[no-untyped-def]
     """With NOTION_RATE_SHARED=on (any database), the worker's client spends from its
     integration's row, named by the bot's id; its first requests came from UNBOUND."""

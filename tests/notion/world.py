@@ -11,14 +11,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine as Database
 
 from factory.clock import SystemClock
 from factory.cycle import CycleReport, run_cycle
 from factory.dsl import Factory
 from factory.engine import Engine, EngineConfig
 from factory.store import repo
-from factory.store.db import open_database
+from factory.store.db import Database, open_database
 from integrations.notion.board import NotionBoard
 from integrations.notion.cards import new_card_properties
 from integrations.notion.client import NotionClient

@@ -9,8 +9,8 @@ import subprocess
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from factory.command import fenced, render_output, shell_line
 from factory.effects import one_line
+from factory.shell_agent import fenced, render_output, shell_line
 from integrations.notion.markdown import markdown_to_blocks
 from integrations.notion_emulator import markdown as emulator_markdown
 

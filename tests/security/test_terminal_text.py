@@ -19,9 +19,9 @@ from factory.clock import SystemClock
 from factory.engine import Engine, EngineConfig
 from factory.live import render
 from factory.local_board import LocalBoard
-from factory.scheduler import Worker, WorkerConfig
 from factory.store.db import open_database
 from factory.terminal import SafeFormatter, visible
+from factory.worker import Worker, WorkerConfig
 
 NFACTORY = Path(sys.executable).with_name("nfactory")
 # Sets the window title, then turns the text red: what a hostile title would do.

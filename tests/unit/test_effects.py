@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from factory.board import PendingEffect
+from factory.board_protocol import PendingEffect
 from factory.decide import Step
 from factory.effects import (
     CommentEffect,

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine as Database
 from sqlalchemy import func, select
 
-from factory.store.db import open_database
+from factory.store.db import Database, open_database
 from factory.store.outbox import backlog
 from factory.store.tables import outbox, runs, tasks, transitions
 from integrations.notion.cards import new_card_properties

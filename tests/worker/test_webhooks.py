@@ -17,13 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
-from factory.board import RequestStats
+from factory.board_protocol import RequestStats
 from factory.clock import SystemClock
 from factory.engine import Engine, EngineConfig
 from factory.local_board import LocalBoard
 from factory.metrics import render as render_metrics
-from factory.scheduler import Worker as SchedulerWorker
-from factory.scheduler import WorkerConfig, WorkerStats
+from factory.worker import Worker as SchedulerWorker
+from factory.worker import WorkerConfig, WorkerStats
 from integrations.notion.webhooks import WebhookReceiver
 from integrations.notion_emulator.server import EmulatorServer, free_port
 from integrations.notion_emulator.webhooks import sign

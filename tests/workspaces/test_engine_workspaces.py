@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine as Database
 from sqlalchemy import select
 
 from factory import (
@@ -24,10 +23,12 @@ from factory import (
     feedback,
     worktrees,
 )
-from factory.board import Reply
+from factory.board_protocol import Reply
 from factory.clock import FakeClock
 from factory.dsl import Factory
-from factory.store import boards, repo
+from factory.store import intake as intake_store
+from factory.store import repo
+from factory.store.db import Database
 from factory.store.tables import outbox
 from tests.engine.helpers import make_engine, new_task, run_of, task
 from tests.workspaces.gitrepo import branches, git, log, make_repo, show
@@ -229,10 +230,9 @@ async def test_a_requeued_card_gets_a_fresh_worktree_from_base(
     await engine.tick(t)
     first = run_of(db, t)
     clock.advance(60)
-    with db.begin() as conn:
-        assert boards.requeue_card(
-            conn, t, factory_id="ws", title="Again", prompt="", context="", now=FakeClock().now()
-        )
+    assert intake_store.requeue_card(
+        db, t, factory_id="ws", title="Again", prompt="", context="", now=FakeClock().now()
+    )
     assert (await engine.tick(t)).status == "done"
     second = run_of(db, t)
     assert second.id != first.id

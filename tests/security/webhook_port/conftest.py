@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from factory.metrics import render as render_metrics
-from factory.scheduler import WorkerStats
+from factory.worker import WorkerStats
 from integrations.notion.webhooks import WebhookReceiver
 from integrations.notion_emulator.server import free_port
 from tests.worker.conftest import _worker_emulator, emulator  # noqa: F401 - fixtures

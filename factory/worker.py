@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from factory.board import Board, ShowsProgress
+from factory.board_protocol import Board, ShowsProgress
 from factory.cycle import resume_answered
 from factory.engine import Engine, TickReport
 from factory.outbox import DrainReport, drain

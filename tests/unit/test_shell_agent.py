@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from factory import command_agent
-from factory.command import DEFAULT_CANCEL_GRACE_SECONDS, set_cancel_grace
 from factory.interrupt import Partial, use_partial
 from factory.results import AgentInput, parse_result
+from factory.shell_agent import DEFAULT_CANCEL_GRACE_SECONDS, set_cancel_grace
 
 
 def inp(**ctx: object) -> AgentInput:
