@@ -23,13 +23,12 @@ from factory.cycle import run_cycle
 from factory.engine import Engine, EngineConfig
 from factory.store import repo
 from factory.store.db import open_database
-from integrations.notion.board import NotionBoard
 from integrations.notion.cards import new_card_properties
 from integrations.notion.client import NotionClient
 from integrations.notion.ratelimit import TokenBucket
 from integrations.notion.settings import NotionSettings
 from integrations.notion.setup import setup_board
-from integrations.notion.wiring import open_notion_board
+from integrations.notion.wiring import board_on, open_notion_board
 from integrations.notion_emulator.clock import ManualClock
 from integrations.notion_emulator.clock import SystemClock as EmulatorClock
 from integrations.notion_emulator.server import EmulatorServer
@@ -50,10 +49,7 @@ async def measure(emu: EmulatorServer, cards: int, tmp: Path) -> list[tuple[str,
     db = open_database(f"sqlite:///{tmp / 'bench.db'}")
     made = await setup_board(client, ALL, board_id=None, parent_page=root["page_id"])
     ds = made.board.data_source_id
-    with db.begin() as conn:
-        repo.ensure_board(conn, ds, "notion", SystemClock().now())
-    board = NotionBoard(client, db, ds, (await client.me())["id"])
-    await board.directory.load()  # who is a person, as opening a board does
+    board = await board_on(client, db, ds, SystemClock().now(), know_people=True)
     engine = Engine(db, ALL, EngineConfig(worker_id="bench"), SystemClock())
     rows = []
 

@@ -48,16 +48,15 @@ from factory.cycle import run_cycle
 from factory.engine import Engine, EngineConfig
 from factory.reply_schedule import REPLY_SHARE, schedule_for
 from factory.store import intake as intake_store
-from factory.store import repo
 from factory.store.db import open_database
 from factory.store.outbox import backlog
 from factory.store.tables import consumed_comments, outbox, reply_checks, tasks
 from factory.worker import Worker, WorkerConfig, quiet_chatty_loggers
-from integrations.notion.board import NotionBoard
 from integrations.notion.cards import new_card_properties
 from integrations.notion.client import NotionClient
 from integrations.notion.ratelimit import TokenBucket
 from integrations.notion.setup import setup_board
+from integrations.notion.wiring import board_on
 from integrations.notion_emulator.records import Page
 from integrations.notion_emulator.server import EmulatorServer, free_port
 from integrations.notion_emulator.traffic import EmulatorConfig
@@ -132,11 +131,8 @@ async def prepare(emu: EmulatorServer, db: Database, n: int, every: float) -> tu
     fast = NotionClient(emu.token, emu.base_url, bucket=TokenBucket(1000, 1000))
     made = await setup_board(fast, FACTORIES, board_id=None, parent_page=root["page_id"])
     ds = made.board.data_source_id
-    bot = (await fast.me())["id"]
-    with db.begin() as conn:
-        repo.ensure_board(conn, ds, "notion", now())
-    board = NotionBoard(fast, db, ds, bot)
-    await board.directory.load()
+    board = await board_on(fast, db, ds, now(), know_people=True)
+    bot = board.bot_id
     engine = Engine(db, FACTORIES, EngineConfig(worker_id="bench-setup"), SystemClock())
     for i in range(n):
         card = {
@@ -195,8 +191,7 @@ async def measure(n: int, minutes: float, poll: float, webhooks: bool) -> dict[s
         )
         (await control.put("/_emulator/config", json={"rate_limit": RATE})).raise_for_status()
         client = NotionClient(emu.token, emu.base_url, bucket=TokenBucket(RATE, 3))
-        board = NotionBoard(client, db, ds, bot)
-        await board.directory.load()
+        board = await board_on(client, db, ds, now(), bot_id=bot, know_people=True)
         engine = Engine(db, FACTORIES, EngineConfig(worker_id="bench"), SystemClock())
         schedule = schedule_for(poll, REPLY_SHARE, RATE)
         worker = Worker(engine, board, WorkerConfig(poll_seconds=poll, replies=schedule))

@@ -197,7 +197,7 @@ def test_the_cancel_grace_reaches_command_agents(
     clean: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from factory import shell_agent as command
-    from factory.runtime import open_runtime
+    from factory.cli.runtime import open_runtime
 
     assert load_settings().cancel_grace_seconds == 10
     monkeypatch.setenv("NFACTORY_CANCEL_GRACE_SECONDS", "2.5")

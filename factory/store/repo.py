@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from factory.decide import RunView, Step
 from factory.effects import Effect, StateEffect, blocked_effects, state_effect
 from factory.statuses import ACTIVE, OutboxStatus, RunStatus, TaskStatus
+from factory.store.db import Database
 from factory.store.leases import Lease, guard
 from factory.store.tables import boards, consumed_comments, outbox, runs, tasks, transitions
 
@@ -88,6 +89,19 @@ class RunRow:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def register_board(
+    db: Database,
+    board_id: str,
+    kind: str,
+    now: datetime,
+    title: str = "",
+    external_id: str | None = None,
+) -> None:
+    """`ensure_board` in a transaction of its own."""
+    with db.begin() as conn:
+        ensure_board(conn, board_id, kind, now, title=title, external_id=external_id)
 
 
 def ensure_board(

@@ -1,11 +1,16 @@
-"""Opening the Notion board from settings: client, board resolution, bot identity."""
+"""The Notion board wired once: its client and rate budget from settings, the board on a
+data source (registered in the database, its bot known), and the webhook receiver."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
 
 from factory.store import repo
 from factory.store.db import Database
@@ -17,6 +22,7 @@ from integrations.notion.identity import identify, is_board_failure, is_fresh, m
 from integrations.notion.ratelimit import RateBudget, shared_bucket
 from integrations.notion.settings import NotionSettings
 from integrations.notion.shared_budget import bind_to_bot, shared_budget
+from integrations.notion.webhooks import WebhookReceiver
 
 log = logging.getLogger("nfactory.notion")
 
@@ -64,23 +70,14 @@ async def open_notion_board(
         bind_to_bot(client.bucket, found.bot_id)
         ref = found.board
 
-        def register() -> None:
-            with db.begin() as conn:
-                repo.ensure_board(
-                    conn,
-                    ref.data_source_id,
-                    "notion",
-                    now,
-                    title=ref.title,
-                    external_id=ref.database_id,
-                )
-
-        await run_io(register)
-        board = NotionBoard(
+        board = await board_on(
             client,
             db,
             ref.data_source_id,
-            found.bot_id,
+            now,
+            bot_id=found.bot_id,
+            title=ref.title,
+            database_id=ref.database_id,
             allowed=settings.nfactory_allowed_repliers,
             # asked just now: a failure is not the remembered identity's fault
             recheck=_rechecker(
@@ -90,6 +87,69 @@ async def open_notion_board(
         if check_repliers:
             await board.check_repliers()
         yield board
+
+
+async def board_on(
+    client: NotionClient,
+    db: Database,
+    data_source_id: str,
+    now: datetime,
+    *,
+    bot_id: str | None = None,
+    title: str = "",
+    database_id: str | None = None,
+    allowed: Sequence[str] = (),
+    recheck: Recheck | None = None,
+    know_people: bool = False,
+) -> NotionBoard:
+    """The board on `data_source_id`, registered in `db`. `bot_id` costs a request
+    (`GET /v1/users/me`) when not given; `know_people` reads who is a person at once
+    (one `GET /v1/users`) instead of on first need."""
+    if bot_id is None:
+        bot_id = str((await client.me())["id"])
+    await run_io(
+        repo.register_board,
+        db,
+        data_source_id,
+        "notion",
+        now,
+        title=title,
+        external_id=database_id,
+    )
+    board = NotionBoard(client, db, data_source_id, bot_id, allowed=allowed, recheck=recheck)
+    if know_people:
+        await board.directory.load()
+    return board
+
+
+def webhook_app(
+    settings: NotionSettings,
+    db: Database,
+    board: NotionBoard,
+    *,
+    wake: Callable[[str], None],
+    hint: Callable[[str, str], None],
+    health: Callable[[], dict[str, Any]],
+    metrics: Callable[[], str],
+    serve_ops: bool,
+    token_file: Path = Path(".nfactory") / "webhook-verification-token",
+) -> Starlette:
+    """`POST /webhooks/notion` for `board`, checked against NOTION_WEBHOOK_SECRET (and
+    `/healthz`, `/metrics` beside it when `serve_ops`)."""
+    secret = settings.notion_webhook_secret
+    receiver = WebhookReceiver(
+        db,
+        secret.get_secret_value() if secret else None,
+        board.bot_id,
+        wake,
+        health,
+        metrics,
+        token_file,
+        hint=hint,
+        max_bytes=settings.nfactory_webhook_max_bytes,
+        serve_ops=serve_ops,
+    )
+    return receiver.app
 
 
 def _rechecker(

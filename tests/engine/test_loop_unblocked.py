@@ -113,7 +113,7 @@ async def test_the_live_view_reads_the_database_off_the_loop(
 ) -> None:
     from rich.console import Console
 
-    from factory.live import render_live
+    from factory.cli.live import render_live
     from factory.worker import Worker, WorkerConfig
 
     db, path = sqlite_file

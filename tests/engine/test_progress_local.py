@@ -12,8 +12,8 @@ from typing import Any
 from rich.console import Console
 
 from factory import AgentInput, action, define_factory, done, failed
+from factory.cli.live import running_table
 from factory.clock import SystemClock
-from factory.live import running_table
 from factory.local_board import LocalBoard
 from factory.store.db import open_database
 from factory.worker import Worker, WorkerConfig

@@ -127,7 +127,7 @@ async def test_stop_after_the_grace_releases_the_lease_and_writes_nothing_half_d
 async def test_the_live_view_shows_columns_backlog_and_requests(db: Database) -> None:
     from rich.console import Console
 
-    from factory.live import RequestRate, render
+    from factory.cli.live import RequestRate, render
 
     factory = define_factory(id="v", start="end", states={"end": done()})
     clock = SystemClock()
@@ -179,8 +179,8 @@ async def test_the_live_view_names_modules_that_failed_and_counts_only_its_board
 
     from rich.console import Console
 
+    from factory.cli.live import render
     from factory.engine import Engine, EngineConfig
-    from factory.live import render
     from factory.store import repo
 
     clock = SystemClock()
@@ -203,7 +203,7 @@ async def test_the_live_view_names_modules_that_failed_and_counts_only_its_board
 async def test_metrics_count_the_workers_own_board_in_a_shared_database(db: Database) -> None:
     from datetime import UTC, datetime
 
-    from factory.metrics import render as render_metrics
+    from factory.cli.metrics import render as render_metrics
     from factory.store import repo
     from factory.worker import WorkerStats
 

@@ -15,12 +15,12 @@ import pytest
 from rich.console import Console
 
 from factory.board_protocol import Board, PollReport
+from factory.cli.live import RequestRate, render
+from factory.cli.metrics import render as render_metrics
 from factory.clock import SystemClock
 from factory.cycle import run_cycle
 from factory.engine import Engine, EngineConfig
-from factory.live import RequestRate, render
 from factory.local_board import LocalBoard
-from factory.metrics import render as render_metrics
 from factory.store.db import open_database
 from factory.worker import Worker, WorkerConfig, WorkerStats
 from integrations.notion.board import NotionBoard

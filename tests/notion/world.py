@@ -24,6 +24,7 @@ from integrations.notion.client import NotionClient
 from integrations.notion.feedback import comment_text
 from integrations.notion.ratelimit import TokenBucket
 from integrations.notion.setup import setup_board
+from integrations.notion.wiring import board_on
 from integrations.notion_emulator import render
 from integrations.notion_emulator.routes_pages import page_markdown_text
 from integrations.notion_emulator.server import EmulatorServer
@@ -67,12 +68,10 @@ class World:
         made = await setup_board(
             self.client, self.factories, board_id=None, parent_page=root["page_id"]
         )
-        me = await self.client.me()
-        with self.db.begin() as conn:
-            repo.ensure_board(conn, made.board.data_source_id, "notion", SystemClock().now())
-        self.board = NotionBoard(self.client, self.db, made.board.data_source_id, me["id"])
-        await self.board.directory.load()  # as opening the board does: who is a person
-        self.bot_id = me["id"]
+        self.board = await board_on(
+            self.client, self.db, made.board.data_source_id, SystemClock().now(), know_people=True
+        )
+        self.bot_id = self.board.bot_id
         return self
 
     async def close(self) -> None:

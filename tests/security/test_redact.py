@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from factory.live import JsonFormatter
+from factory.cli.live import JsonFormatter
 from factory.redact import PLACEHOLDER, RedactingFilter, Redactor
 from integrations.notion.client import NotionClient
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from factory.cli.live import render
 from factory.clock import SystemClock
 from factory.engine import Engine, EngineConfig
-from factory.live import render
 from factory.local_board import LocalBoard
 from factory.store.db import open_database
 from factory.terminal import SafeFormatter, visible

@@ -18,10 +18,10 @@ import httpx
 import pytest
 
 from factory.board_protocol import RequestStats
+from factory.cli.metrics import render as render_metrics
 from factory.clock import SystemClock
 from factory.engine import Engine, EngineConfig
 from factory.local_board import LocalBoard
-from factory.metrics import render as render_metrics
 from factory.worker import Worker as SchedulerWorker
 from factory.worker import WorkerConfig, WorkerStats
 from integrations.notion.webhooks import WebhookReceiver

@@ -15,7 +15,7 @@ import h11
 import pytest
 import uvicorn
 
-from factory.metrics import render as render_metrics
+from factory.cli.metrics import render as render_metrics
 from factory.worker import WorkerStats
 from integrations.notion.webhooks import WebhookReceiver
 from integrations.notion_emulator.server import free_port

@@ -11,7 +11,6 @@ import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -20,9 +19,9 @@ from rich.live import Live
 from starlette.applications import Starlette
 
 from factory.board_protocol import Board
-from factory.cli_shared import board_for, notion_settings, out, reply_schedule, worker_runtime
-from factory.live import JsonFormatter, RequestRate, render_live
-from factory.metrics import render as render_metrics
+from factory.cli.common import board_for, notion_settings, out, reply_schedule, worker_runtime
+from factory.cli.live import JsonFormatter, RequestRate, render_live
+from factory.cli.metrics import render as render_metrics
 from factory.ops_http import ops_app
 from factory.redact import RedactingFilter, install_log_redaction
 from factory.shell_agent import kill_running_commands
@@ -246,27 +245,18 @@ def _start_servers(  # type: ignore[no-untyped-def]
 def _webhook_app(  # type: ignore[no-untyped-def]
     rt, worker: Worker, board, health, metrics, serve_ops: bool
 ) -> Starlette:
-    from integrations.notion.webhooks import WebhookReceiver
+    from integrations.notion.wiring import webhook_app
 
-    settings = notion_settings()
-    secret = (
-        settings.notion_webhook_secret.get_secret_value()
-        if settings.notion_webhook_secret
-        else None
-    )
-    receiver = WebhookReceiver(
+    return webhook_app(
+        notion_settings(),
         rt.db,
-        secret,
-        board.bot_id,
-        worker.wake,
-        health,
-        metrics,
-        Path(".nfactory") / "webhook-verification-token",
+        board,
+        wake=worker.wake,
         hint=worker.hint,
-        max_bytes=settings.nfactory_webhook_max_bytes,
+        health=health,
+        metrics=metrics,
         serve_ops=serve_ops,
     )
-    return receiver.app
 
 
 def _serve_app(app: Starlette, host: str, port: int) -> Served:

@@ -32,10 +32,10 @@ from factory.store import repo
 from factory.store.db import open_database
 from factory.store.outbox import backlog
 from factory.worker import Worker, WorkerConfig, quiet_chatty_loggers
-from integrations.notion.board import NotionBoard
 from integrations.notion.cards import new_card_properties
 from integrations.notion.client import NotionClient
 from integrations.notion.setup import setup_board
+from integrations.notion.wiring import board_on
 from integrations.notion_emulator import render
 from integrations.notion_emulator.server import EmulatorServer
 from integrations.notion_emulator.traffic import EmulatorConfig
@@ -180,11 +180,9 @@ async def _demo(console: Console, tmp: Path, project: Path) -> int:
                 title="Demo board",
             )
             source = made.board.data_source_id
-            me = await client.me()
-            with db.begin() as conn:
-                repo.ensure_board(conn, source, "notion", SystemClock().now(), title="Demo board")
-            board = NotionBoard(client, db, source, me["id"])
+            board = await board_on(client, db, source, SystemClock().now(), title="Demo board")
             await board.check_repliers()  # who is a person, as `start` does at once
+            me = {"id": board.bot_id}
             engine = Engine(
                 db, catalog.factories, EngineConfig(worker_id="demo-worker"), SystemClock()
             )

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from factory import worktrees
-from factory.cli_shared import JsonOpt, command, err, out, print_json, runtime
+from factory.cli.common import JsonOpt, command, err, out, print_json, runtime
 from factory.store import repo
 from factory.terminal import shown
 from factory.workspaces import human_size

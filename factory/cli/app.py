@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from factory.cli_notion import board_app, create_notion_card, doctor
-from factory.cli_shared import (
+from factory.cli.board import board_app, create_notion_card, doctor
+from factory.cli.common import (
     JsonOpt,
     TaskOpt,
     board_for,
@@ -25,11 +25,11 @@ from factory.cli_shared import (
     runtime,
     worker_runtime,
 )
-from factory.cli_worker import start
-from factory.cli_workspaces import workspaces_app
+from factory.cli.runtime import Runtime
+from factory.cli.start import start
+from factory.cli.workspaces import workspaces_app
 from factory.cycle import CycleReport, run_cycle, run_task
 from factory.effects import StateEffect
-from factory.runtime import Runtime
 from factory.settings import load_settings
 from factory.statuses import TaskStatus
 from factory.store import progress as progress_store
@@ -337,7 +337,7 @@ def emulator(
 @command
 def demo() -> None:
     """Run the bundled workflows end to end on a throwaway local board."""
-    from factory.demo import run_demo
+    from factory.cli.demo import run_demo
 
     raise typer.Exit(run_demo(out))
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from factory import worktrees
-from factory.cli_shared import command, err, notion_settings, now, out
+from factory.cli.common import command, err, notion_settings, now, out
 from factory.loader import Catalog, load_factories
 from factory.redact import redact
 from factory.settings import load_settings

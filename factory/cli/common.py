@@ -14,9 +14,9 @@ import typer
 from rich.console import Console
 
 from factory.board_protocol import Board
+from factory.cli.runtime import Runtime, open_runtime, refuse_to_work
 from factory.redact import install_log_redaction, redact
 from factory.reply_schedule import ReplySchedule
-from factory.runtime import Runtime, open_runtime, refuse_to_work
 from factory.settings import SettingsError, load_settings
 from factory.store import repo
 from factory.store.db import DatabaseError
