@@ -174,5 +174,6 @@ async def _deliver_card(
         # the rest of this card's backlog would fail the same way: park it too
         error = permanent[0].error or ""
         tally.parked += await run_io(park_task, db, task_id, error)
+        log.warning("card %s cannot be reached; its effects are parked: %s", task_id, error)
     if not all(d.ok for d in results):
         tally.skipped.add(task_id)

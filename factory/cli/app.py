@@ -336,7 +336,8 @@ def emulator(
 @app.command()
 @command
 def demo() -> None:
-    """Run the bundled workflows end to end on a throwaway local board."""
+    """Run the bundled workflows end to end on a throwaway Notion board in a local emulator
+    (Notion's API and rate limit, no account needed)."""
     from factory.cli.demo import run_demo
 
     raise typer.Exit(run_demo(out))

@@ -63,7 +63,7 @@ boards = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("kind", String(16), nullable=False),  # local | notion
-    Column("external_id", String(64)),  # Notion data source id
+    Column("external_id", String(64)),  # a Notion board's database id (`id` is its data source)
     Column("title", Text, nullable=False, server_default=""),
     # intake watermark: the first last_edited_time minute not yet settled, the keys of the
     # cards handled since, and the heavy minutes (ISO) left out of polls until they settle

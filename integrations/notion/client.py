@@ -80,15 +80,6 @@ class ClientStats:
     def for_object(self, object_id: str) -> int:
         return self.by_object.get(object_id.replace("-", ""), 0)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "retries": self.retries,
-            "rate_limited": self.rate_limited,
-            "by_endpoint": dict(self.by_endpoint),
-            "errors": dict(self.errors),
-        }
-
     def summary(self) -> str:
         """One line: `42 requests, 3 retries, 0 rate limited (errors: ...)`."""
         text = f"{self.total} requests, {self.retries} retries, {self.rate_limited} rate limited"

@@ -601,7 +601,7 @@ async def test_the_token_never_appears_in_errors_or_logs(
         texts += [str(error), repr(error), error.hint, "".join(traceback.format_exception(error))]
         texts.append(repr(error.__reduce__()))
     for c in made:
-        texts += [repr(c), repr(c.bucket), str(c.stats.as_dict()), c.stats.summary()]
+        texts += [repr(c), repr(c.bucket), repr(c.stats), c.stats.summary()]
         await c.aclose()
     texts.append(caplog.text)
     texts += [str(record.args) for record in caplog.records]
