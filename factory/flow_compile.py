@@ -92,6 +92,8 @@ def _shape_problems(steps: Sequence[Any], where: str) -> Iterator[str]:
                 yield f"{at}: end({node.outcome!r}) is followed by steps that can never run"
             continue
         label = _label(node, at)
+        if isinstance(node, Decide) and i < len(steps) and _always_ends(node):
+            yield f"{label}: every branch ends, so the steps after it can never run"
         match node:
             case Step():
                 if not callable(node.agent):
@@ -121,6 +123,18 @@ def _shape_problems(steps: Sequence[Any], where: str) -> Iterator[str]:
                         yield from _shape_problems(branch, f"{label} exhausted=")
             case _:
                 yield f"{at} is {_what(node)}, not a step (use step(fn), ask, decide, loop, ...)"
+
+
+def _always_ends(node: Any) -> bool:
+    """Whether a run that enters `node` never comes out of it (it ends the run)."""
+    if isinstance(node, End):
+        return True
+    if isinstance(node, Decide) and hasattr(node.branches, "values") and node.branches:
+        return all(
+            any(_always_ends(n) for n in (as_steps(branch) or ()))
+            for branch in node.branches.values()
+        )
+    return False  # a loop can always be left: its guard is checked before its body
 
 
 def _decide_problems(node: Decide, label: str) -> Iterator[str]:
@@ -153,7 +167,8 @@ def _label(node: Any, at: str) -> str:
 def _what(value: Any) -> str:
     if callable(value) and hasattr(value, "__name__"):
         return f"the function {value.__name__!r} (wrap it: step({value.__name__}))"
-    return f"a {type(value).__name__}"
+    kind = type(value).__name__
+    return f"{'an' if kind[0].lower() in 'aeiou' else 'a'} {kind}"
 
 
 # -- names ------------------------------------------------------------------------------
