@@ -73,6 +73,11 @@ def one_of(*choices: str) -> Parse:
     "Revise: shorter intro" reads as "revise"; else asks again naming the choices."""
     if not choices or not all(isinstance(c, str) and c.strip() for c in choices):
         raise ValueError("one_of() needs one or more non-empty strings")
+    several = [c for c in choices if len(c.split()) > 1]
+    if several:
+        raise ValueError(
+            f"one_of(): {several[0]!r} is more than one word; a reply's first word is matched"
+        )
     words = {c.strip().lower(): c for c in choices}
     listed = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
 

@@ -103,6 +103,8 @@ def _shape_problems(steps: Sequence[Any], where: str) -> Iterator[str]:
             case Ask():
                 if not (isinstance(node.prompt, str) or callable(node.prompt)):
                     yield f"{label}: the prompt must be a str or a function of the input"
+                elif isinstance(node.prompt, str) and not node.prompt.strip():
+                    yield f"{label}: the prompt is empty; it is the question the card asks"
                 if node.parse is not None and not callable(node.parse):
                     yield f"{label}: parse {node.parse!r} is not callable"
             case Write():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -356,6 +357,13 @@ def test_one_of_reads_the_first_word_in_any_case(reply: str, read: str | None) -
         assert parse(reply) == read
 
 
+def test_one_of_refuses_choices_it_could_never_match() -> None:
+    with pytest.raises(ValueError, match="'ship it' is more than one word"):
+        one_of("approve", "ship it")
+    with pytest.raises(ValueError, match="needs one or more non-empty strings"):
+        one_of()
+
+
 # -- load-time errors: the factory, the file and the step --------------------------------
 
 
@@ -381,6 +389,7 @@ def draft(inp: AgentInput) -> dict[str, Any]:
         (flow(end("won")), "flow item 1: end('won') is not one of done, failed, blocked"),
         (flow(step("draft")), "flow item 1 (step): agent 'draft' is not callable"),  # type: ignore[arg-type]
         (flow(step(draft, retries=2)), "step 'draft' (flow item 1): retries must be Retries("),  # type: ignore[arg-type]
+        (flow(ask(" ", name="ok")), "ask 'ok' (flow item 1): the prompt is empty"),
         (flow(ask(3)), "flow item 1 (ask): the prompt must be a str"),  # type: ignore[arg-type]
         (
             flow(decide(lambda inp: "a", {"a": "publish"}, name="route")),
@@ -460,3 +469,25 @@ def test_the_package_exports_the_flow_steps_and_keeps_the_decide_module() -> Non
     assert factory.decide is decide and callable(factory.flow)
     assert module_decide is transition
     assert {"flow", "step", "ask", "decide", "loop", "write", "end"} <= set(factory.__all__)
+
+
+# -- the guide's flow is the bundled one --------------------------------------------------
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "authoring.md"
+
+
+def test_the_guides_flow_example_compiles_to_the_bundled_writing_flow() -> None:
+    from workflows import writing_flow
+
+    section = GUIDE.read_text().split("\n## Flows\n", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace = dict(vars(writing_flow))
+    exec(compile(example, str(GUIDE), "exec"), namespace)
+    shown, bundled = namespace["FACTORY"], writing_flow.FACTORY
+    assert (shown.id, shown.start) == (bundled.id, bundled.start)
+    assert {k: type(v) for k, v in shown.states.items()} == {
+        k: type(v) for k, v in bundled.states.items()
+    }
+    assert {k: getattr(v, "on", None) for k, v in shown.states.items()} == {
+        k: getattr(v, "on", None) for k, v in bundled.states.items()
+    }
