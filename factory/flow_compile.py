@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from factory.flow_agents import ask_agent, write_agent
@@ -59,16 +59,35 @@ def compile_flow(run: Flow) -> Compiled:
     problems = list(_shape_problems(run.steps, "flow"))
     if problems:
         raise FlowError(problems)
+    steps = _fresh(run.steps)
     names = _Names()
-    names.assign(run.steps)
+    names.assign(steps)
     if names.problems:
         raise FlowError(names.problems)
     builder = _Builder(names.of)
-    start = builder.sequence(run.steps, "done")
+    start = builder.sequence(steps, "done")
     builder.add_referenced_ends(start)
     order = [*names.order, *(o for o in OUTCOMES if o in builder.states)]
     states = {sid: builder.states[sid] for sid in _expand(order, builder.states)}
     return Compiled(start=start, states=states)
+
+
+def _fresh(steps: Sequence[Any]) -> tuple[Any, ...]:
+    """A copy of the tree in which every occurrence is its own object, so one step used
+    twice (`check = step(test)`, then `check` in two places) becomes two states."""
+    out = []
+    for node in steps:
+        match node:
+            case Decide():
+                branches = {e: _fresh(as_steps(b) or ()) for e, b in node.branches.items()}
+                out.append(replace(node, branches=branches))
+            case FlowLoop():
+                cap = node.exhausted
+                exhausted = None if cap is None else _fresh(as_steps(cap) or ())
+                out.append(replace(node, body=_fresh(node.body), exhausted=exhausted))
+            case _:
+                out.append(replace(node))
+    return tuple(out)
 
 
 def _expand(order: list[str], states: dict[str, State]) -> Iterator[str]:

@@ -291,6 +291,16 @@ def test_a_linear_flow_runs_its_steps_in_order_with_generated_names() -> None:
     ]
 
 
+def test_one_step_used_in_two_places_becomes_two_states() -> None:
+    def check(inp: AgentInput) -> dict[str, Any]:
+        return {"status": "done"}
+
+    again = step(check)
+    built = define_factory(id="twice", run=flow(again, write("between"), again))
+    assert list(built.states)[:3] == ["check", "write", "check_2"]
+    assert machine_path(built, random.Random(0)) == ["check", "write", "check_2", "done"]
+
+
 def test_step_options_reach_the_compiled_action() -> None:
     def fetch(inp: AgentInput) -> dict[str, Any]:
         return {"status": "done"}
