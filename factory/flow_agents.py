@@ -68,6 +68,18 @@ def write_agent(name: str, content: Text) -> Callable[[AgentInput], Any]:
     return write
 
 
+def ctx_select(key: str) -> Callable[[AgentInput], str]:
+    """`decide("verdict", ...)`: route on the run's `ctx["verdict"]`."""
+
+    def select(inp: AgentInput) -> str:
+        if key not in inp.ctx:
+            raise KeyError(f"the run's context has no {key!r} to decide on")
+        return str(inp.ctx[key])
+
+    select.__qualname__ = select.__name__ = f"ctx_{key}"
+    return select
+
+
 def one_of(*choices: str) -> Parse:
     """A parser that takes a reply's first word if it is one of `choices` (any case), so
     "Revise: shorter intro" reads as "revise"; else asks again naming the choices."""

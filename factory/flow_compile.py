@@ -7,8 +7,8 @@ history` and `FactoryHarness(agents={...})` speak the flow's names:
     write(content)     -> action `name` putting the content on the page
     ask(prompt, parse) -> action `ask_<name>` (posts the question, reads the reply)
                           + feedback `<name>` (where the card waits), resuming the ask
-    decide(select, {}) -> orchestrate `name`: each event to its branch; a branch
-                          that does not end carries on after the decide
+    decide(select, {}) -> orchestrate `name`: each event (`select(inp)`, or `ctx[select]`)
+                          to its branch; a branch that does not end carries on after it
     loop(*body, ...)   -> loop `name`: continue -> the body, whose end returns to it;
                           done -> what follows; exhausted -> `exhausted=` or what follows
     end(outcome)       -> the terminal state `done`, `failed` or `blocked`
@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from factory.flow_agents import ask_agent, write_agent
+from factory.flow_agents import ask_agent, ctx_select, write_agent
 from factory.flow_steps import Ask, Decide, End, Flow, FlowLoop, Step, Write, as_steps
 from factory.states import Action, Feedback, Loop, Orchestrate, Retries, State, Terminal
 
@@ -159,8 +159,11 @@ def _always_ends(node: Any) -> bool:
 
 
 def _decide_problems(node: Decide, label: str) -> Iterator[str]:
-    if not callable(node.select):
-        yield f"{label}: select {node.select!r} is not callable"
+    if isinstance(node.select, str):
+        if not node.select:
+            yield f"{label}: select is an empty context key"
+    elif not callable(node.select):
+        yield f"{label}: select {node.select!r} is neither a context key nor callable"
     if not hasattr(node.branches, "items") or not node.branches:
         yield f"{label}: needs branches, a dict of event -> steps"
         return
@@ -311,7 +314,9 @@ class _Builder:
                 return asker
             case Decide():
                 self.states[name] = Orchestrate(
-                    select=node.select,
+                    select=(
+                        ctx_select(node.select) if isinstance(node.select, str) else node.select
+                    ),
                     on={
                         event: self.sequence(as_steps(branch) or (), after)
                         for event, branch in node.branches.items()

@@ -68,9 +68,10 @@ class Ask:
 
 @dataclass(frozen=True)
 class Decide:
-    """Route on the event `select(inp)` returns; each branch then carries on after it."""
+    """Route on the event `select(inp)` returns, or on `ctx[select]` when it is a str; each
+    branch then carries on after it."""
 
-    select: Callable[..., Any]
+    select: str | Callable[..., Any]
     branches: Mapping[str, Any]
     name: str | None = None
 
@@ -130,7 +131,7 @@ def ask(prompt: Text, parse: Parse | None = None, *, name: str | None = None) ->
 
 
 def decide(
-    select: Callable[..., Any], branches: Mapping[str, Any], *, name: str | None = None
+    select: str | Callable[..., Any], branches: Mapping[str, Any], *, name: str | None = None
 ) -> Decide:
     return Decide(select=select, branches=branches, name=name)
 

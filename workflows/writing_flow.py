@@ -111,11 +111,7 @@ FACTORY = define_factory(
         loop(
             write(show, name="show"),
             ask(QUESTION, one_of("approve", "revise"), name="verdict"),
-            decide(
-                lambda inp: inp.ctx["verdict"],
-                {"approve": step(approver), "revise": step(note)},
-                name="route",
-            ),
+            decide("verdict", {"approve": step(approver), "revise": step(note)}, name="route"),
             name="rounds",
             until=approved,
             max_iterations=MAX_ROUNDS,

@@ -301,6 +301,16 @@ def test_one_step_used_in_two_places_becomes_two_states() -> None:
     assert machine_path(built, random.Random(0)) == ["check", "write", "check_2", "done"]
 
 
+def test_decide_on_a_context_key_routes_on_its_value_and_names_a_missing_one() -> None:
+    built = define_factory(
+        id="d", run=flow(decide("kind", {"bug": write("bug"), "idea": end("blocked")}))
+    )
+    select = built.states["decide"].select  # type: ignore[union-attr]
+    assert select(agent_input({"kind": "bug"})) == "bug"
+    with pytest.raises(KeyError, match="the run's context has no 'kind' to decide on"):
+        select(agent_input({}))
+
+
 def test_step_options_reach_the_compiled_action() -> None:
     def fetch(inp: AgentInput) -> dict[str, Any]:
         return {"status": "done"}
@@ -405,6 +415,8 @@ def draft(inp: AgentInput) -> dict[str, Any]:
             flow(decide(lambda inp: "a", {"a": "publish"}, name="route")),
             "decide 'route' (flow item 1): branch 'a' is a str, not a step or a list of steps",
         ),
+        (flow(decide("", {"a": []}, name="r")), "decide 'r' (flow item 1): select is an empty"),
+        (flow(decide(3, {"a": []})), "flow item 1 (decide): select 3 is neither a context key"),  # type: ignore[arg-type]
         (flow(decide(lambda inp: "a", {}, name="route")), "decide 'route' (flow item 1): needs"),
         (flow(loop(name="again")), "loop 'again' (flow item 1): loop() has no steps"),
         (
