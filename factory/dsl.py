@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from factory.flow_compile import FlowError, compile_flow
+from factory.flow_steps import Flow
 from factory.states import (
     NO_RETRIES,
     Action,
@@ -24,7 +26,7 @@ from factory.states import (
     State,
     Terminal,
 )
-from factory.validate import check_factory
+from factory.validate import FactoryError, check_factory
 from factory.workspaces import GitWorkspace
 
 __all__ = [
@@ -100,20 +102,36 @@ def blocked() -> Terminal:
 def define_factory(
     *,
     id: str,
-    start: str,
-    states: Mapping[str, State],
+    start: str | None = None,
+    states: Mapping[str, State] | None = None,
+    run: Flow | None = None,
     context: Mapping[str, Any] | None = None,
     guards: Mapping[str, Guard] | None = None,
     workspace: GitWorkspace | None = None,
 ) -> Factory:
-    """Build a factory and validate it; raises `FactoryError` naming the state at fault."""
+    """Build a factory and validate it; raises `FactoryError` naming the state at fault.
+
+    Either a state table (`start=` and `states=`) or a flow (`run=flow(...)`, compiled
+    to a state table by `flow_compile`)."""
+    source = _caller_file()
+    if run is not None:
+        if start is not None or states is not None:
+            problem = "takes either run=flow(...) or start= and states=, not both"
+            raise FactoryError(str(id), source, [problem])
+        try:
+            compiled = compile_flow(run)
+        except FlowError as error:
+            raise FactoryError(str(id), source, error.problems) from None
+        start, states = compiled.start, compiled.states
+    elif start is None or states is None:
+        raise FactoryError(str(id), source, ["needs start= and states=, or run=flow(...)"])
     built = Factory(
         id=id,
         start=start,
         states=dict(states),
         context=dict(context or {}),
         guards=dict(guards or {}),
-        source=_caller_file(),
+        source=source,
         workspace=workspace,
     )
     check_factory(built)

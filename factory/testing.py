@@ -29,7 +29,7 @@ from factory.engine import Engine, EngineConfig
 from factory.local_board import LocalBoard
 from factory.statuses import TERMINAL, TaskStatus
 from factory.store import repo
-from factory.store.db import open_database
+from factory.store.db import Database, open_database
 from factory.store.local_comments import add_reply
 from factory.validate import check_factory
 
@@ -82,7 +82,8 @@ class FactoryHarness:
     """One factory on a private database and a manual clock; `card()` makes cards to test.
 
     `agents` replaces, by state id, the function a state runs: an action's agent, an
-    orchestrate's agent or its select. Limits default to production's.
+    orchestrate's agent or its select. Limits default to production's. `db` runs the
+    cards on that database instead (PostgreSQL, say); the harness leaves it open.
     """
 
     def __init__(
@@ -93,11 +94,13 @@ class FactoryHarness:
         max_transitions_per_tick: int = 25,
         max_inline_backoff_seconds: float = 10.0,
         transition_cap: int = TRANSITION_CAP,
+        db: Database | None = None,
     ) -> None:
         self.factory = _with_agents(factory, agents or {})
         self.clock = FakeClock()
         self._folder = tempfile.TemporaryDirectory(prefix="nfactory-test-")
-        self.db = open_database(f"sqlite:///{Path(self._folder.name) / 'nfactory.db'}")
+        own = db is None
+        self.db = db or open_database(f"sqlite:///{Path(self._folder.name) / 'nfactory.db'}")
         config = EngineConfig(
             worker_id="factory-testing",
             max_transitions_per_tick=max_transitions_per_tick,
@@ -106,7 +109,7 @@ class FactoryHarness:
         )
         self.engine = Engine(self.db, {self.factory.id: self.factory}, config, self.clock)
         self.board = _ShowingBoard(self.db, self.clock)
-        self._close = weakref.finalize(self, _cleanup, self.db, self._folder)
+        self._close = weakref.finalize(self, _cleanup, self.db if own else None, self._folder)
 
     def card(self, title: str, *, context: str = "", prompt: str | None = None) -> Card:
         """A new card in Queue; `prompt` defaults to the description's first line, as on a board."""
@@ -137,7 +140,8 @@ class FactoryHarness:
 
 
 def _cleanup(db: Any, folder: tempfile.TemporaryDirectory[str]) -> None:
-    db.dispose()
+    if db is not None:
+        db.dispose()
     folder.cleanup()
 
 

@@ -119,6 +119,27 @@ def test_writing_card_pauses_for_feedback_and_finishes_after_a_reply(cli: Cli) -
     assert "nothing to do" in ok(cli("tick"))
 
 
+def test_a_flow_card_asks_again_on_a_reply_it_cannot_read_then_finishes(cli: Cli) -> None:
+    task_id = create(cli, "writing_flow", "Release notes", "Summarise the changes")
+    assert f"task {task_id}: feedback at verdict" in ok(cli("run", "--task", task_id))
+
+    ok(cli("task", "reply", "--task", task_id, "--text", "hmm, not sure", "--author", "ann"))
+    ok(cli("tick"))
+    (card,) = one_json(cli("status", "--json"))["tasks"]
+    assert (card["status"], card["step"], card["column"]) == ("feedback", "verdict", "Feedback")
+    hops = one_json(cli("history", "--task", task_id, "--json"))["transitions"]
+    assert [(t["from_state"], t["to_state"], t["message"]) for t in hops[-2:]] == [
+        ("verdict", "ask_verdict", ""),
+        ("ask_verdict", "verdict", "Please reply with approve or revise."),
+    ]
+
+    ok(cli("task", "reply", "--task", task_id, "--text", "Approve", "--author", "ann"))
+    ok(cli("tick"))
+    (card,) = one_json(cli("status", "--json"))["tasks"]
+    assert (card["status"], card["step"], card["column"]) == ("done", "done", "Done")
+    assert "nothing to do" in ok(cli("tick"))
+
+
 def test_triage_ends_done_for_a_bug_and_blocked_for_a_card_without_keywords(cli: Cli) -> None:
     bug = create(cli, "triage", "Export crashes with an error", "Broken since 2.3")
     vague = create(cli, "triage", "Quarterly offsite")
@@ -146,10 +167,14 @@ def test_triage_ends_done_for_a_bug_and_blocked_for_a_card_without_keywords(cli:
 def test_factories_json_lists_the_bundled_factories(cli: Cli) -> None:
     doc = one_json(cli("factories", "--json"))
     by_id = {f["id"]: f for f in doc["factories"]}
-    assert set(by_id) == {"code_change", "report", "triage", "writing"}
+    assert set(by_id) == {"code_change", "report", "triage", "writing", "writing_flow"}
     assert by_id["writing"]["start"] == "draft"
     assert "approval" in by_id["writing"]["states"]
     assert by_id["triage"]["source"] == str(REPO / "workflows" / "triage.py")
+    # a flow is listed by the states it compiles to, and by the file that defines it
+    assert by_id["writing_flow"]["start"] == "draft"
+    assert {"ask_verdict", "verdict", "rounds"} <= set(by_id["writing_flow"]["states"])
+    assert by_id["writing_flow"]["source"] == str(REPO / "workflows" / "writing_flow.py")
     assert doc["problems"] == []
 
 
@@ -163,7 +188,8 @@ def test_failures_exit_non_zero_with_one_line_on_stderr(cli: Cli, tmp_path: Path
         (
             ("task", "create", "--factory", "nope", "--title", "x"),
             {},
-            "unknown factory 'nope'; known factories: code_change, report, triage, writing",
+            "unknown factory 'nope'; known factories: code_change, report, triage, writing, "
+            "writing_flow",
         ),
         (
             ("task", "reply", "--task", queued, "--text", "hello"),

@@ -49,7 +49,13 @@ def only_problem(catalog: Catalog, path: Path) -> str:
 
 def test_the_bundled_workflows_load_cleanly() -> None:
     catalog = load_factories([REPO / "workflows"])
-    assert set(catalog.factories) == {"code_change", "report", "triage", "writing"}
+    assert set(catalog.factories) == {
+        "code_change",
+        "report",
+        "triage",
+        "writing",
+        "writing_flow",
+    }
     assert catalog.problems == []
     assert catalog.factories["triage"].source == str(REPO / "workflows" / "triage.py")
 
