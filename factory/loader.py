@@ -126,8 +126,12 @@ def _load_file(file: Path, name: str, folders: WorkflowFolders, catalog: Catalog
     except BaseException as exc:  # SystemExit in a user module must not kill the worker
         if isinstance(exc, KeyboardInterrupt):
             raise
-        last = traceback.extract_tb(exc.__traceback__)[-1:] or None
-        where = f" (line {last[0].lineno})" if last and last[0].filename == str(resolved) else ""
+        # the module's own line that failed, also when the error is raised deeper down
+        # (by an import, or by a function the module calls)
+        lines = [
+            f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(resolved)
+        ]
+        where = f" (line {lines[-1]})" if lines else ""
         _failed(catalog, file, f"import failed{where}: {type(exc).__name__}: {exc}")
         return False
     found = [value for value in vars(module).values() if isinstance(value, Factory)]
