@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,30 @@ def test_psycopg_is_the_postgres_extra_and_the_dev_extra_keeps_it() -> None:
     # PEP 639: an SPDX string and the file it names, not the deprecated table
     assert project["license"] == "MIT"
     assert all((REPO / f).is_file() for f in project["license-files"])
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_no_workflows_package_and_builds_without_deprecations(
+    tmp_path: Path,
+) -> None:
+    """What `pip install notion-factory` puts in site-packages: no top-level `workflows`
+    (it would hide a user's own `workflows/` folder), the license as PEP 639 metadata."""
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(tmp_path), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    assert "Deprecat" not in build.stdout + build.stderr
+    (wheel,) = tmp_path.glob("notion_factory-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        fields = archive.read(metadata).decode()
+    assert {n.split("/")[0] for n in names if "/" in n} >= {"factory", "integrations"}
+    assert not [n for n in names if n.startswith("workflows/")]
+    assert "License-Expression: MIT" in fields.splitlines()
+    assert [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert "Provides-Extra: postgres" in fields
+    assert 'Requires-Dist: psycopg[binary]<4,>=3.1; extra == "postgres"' in fields
