@@ -1,14 +1,13 @@
 """Finds factories in the configured workflow paths.
 
 A module that fails to import is reported with its path and exception, and
-the other modules still load: one broken factory must not stop a board.
+the other modules still load: one broken factory must not stop a board. How
+modules are imported (a package per folder, neighbours importable by name) is
+factory/workflow_imports.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import sys
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Literal
 
 from factory.dsl import Factory
 from factory.validate import FactoryError, check_factory
+from factory.workflow_imports import WorkflowFolders
 
 
 @dataclass(frozen=True)
@@ -67,61 +67,77 @@ def _missing(path: Path) -> str:
     return f"path {str(path)!r} {what} (looked in {path.resolve()})"
 
 
-def module_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
-    files: list[Path] = []
+def module_files(paths: Iterable[str | Path]) -> tuple[list[tuple[Path, Path]], list[Problem]]:
+    """The workflow modules the paths name, each with its folder (the root of its
+    neighbours' imports): a listed folder, or the folder of a listed file."""
+    files: list[tuple[Path, Path]] = []
     problems: list[Problem] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             files.extend(
-                p for p in sorted(path.rglob("*.py")) if not p.name.startswith(("_", "test_"))
+                (p, path.resolve())
+                for p in sorted(path.rglob("*.py"))
+                if not p.name.startswith(("_", "test_"))
             )
         elif path.is_file() and path.suffix == ".py":
-            files.append(path)
+            files.append((path, path.resolve().parent))
         else:
             problems.append(Problem(str(path), "workflow path does not exist or is not a .py file"))
     # overlapping paths (a folder and a file in it, a folder listed twice) load each file once
-    unique: dict[Path, Path] = {}
-    for file in files:
-        unique.setdefault(file.resolve(), file)
+    unique: dict[Path, tuple[Path, Path]] = {}
+    for file, root in files:
+        unique.setdefault(file.resolve(), (file, root))
     return list(unique.values()), problems
 
 
 def load_factories(paths: Iterable[str | Path]) -> Catalog:
+    """Every factory the paths define; each call imports the modules afresh."""
     files, problems = module_files(paths)
     catalog = Catalog(problems=problems, missing=[p.path for p in problems])
-    for file in files:
-        _load_file(file, catalog)
+    folders = WorkflowFolders()
+    loaded: list[tuple[Path, str, bool]] = []
+    for file, root in files:
+        name = folders.module_name(root, file)
+        loaded.append((file, name, _load_file(file, name, folders, catalog)))
+    for file, name, defines in loaded:
+        # a module with no factory is a helper if a neighbour imports it; otherwise it
+        # is most likely a factory module whose FACTORY went missing
+        if not defines and name not in folders.imported and str(file) not in catalog.unloaded:
+            catalog.problems.append(
+                Problem(
+                    str(file),
+                    "defines no factory and no workflow module imports it (a helper module? "
+                    f"import it from the module that uses it, or name it _{file.name})",
+                    "warning",
+                )
+            )
     return catalog
 
 
-def _load_file(file: Path, catalog: Catalog) -> None:
+def _load_file(file: Path, name: str, folders: WorkflowFolders, catalog: Catalog) -> bool:
+    """Import one module and register its factories; whether it defines any."""
     resolved = file.resolve()
-    # a stable, unique module name per file, so two `triage.py` in different folders coexist
-    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:10]
-    name = f"nfactory_workflow_{resolved.stem}_{digest}"
     try:
-        spec = importlib.util.spec_from_file_location(name, resolved)
-        if spec is None or spec.loader is None:
-            raise ImportError("not a loadable Python module")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
+        module = folders.load(name, resolved)
     except FactoryError as exc:
-        sys.modules.pop(name, None)
         _failed(catalog, file, str(exc))
-        return
+        return False
     except BaseException as exc:  # SystemExit in a user module must not kill the worker
-        sys.modules.pop(name, None)
         if isinstance(exc, KeyboardInterrupt):
             raise
-        last = traceback.extract_tb(exc.__traceback__)[-1:] or None
-        where = f" (line {last[0].lineno})" if last and last[0].filename == str(resolved) else ""
+        # the module's own line that failed, also when the error is raised deeper down
+        # (by an import, or by a function the module calls)
+        lines = [
+            f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(resolved)
+        ]
+        where = f" (line {lines[-1]})" if lines else ""
         _failed(catalog, file, f"import failed{where}: {type(exc).__name__}: {exc}")
-        return
-    for value in vars(module).values():
-        if isinstance(value, Factory):
-            _register(value, file, catalog)
+        return False
+    found = [value for value in vars(module).values() if isinstance(value, Factory)]
+    for factory in found:
+        _register(factory, file, catalog)
+    return bool(found)
 
 
 def _failed(catalog: Catalog, file: Path, message: str) -> None:

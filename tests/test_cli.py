@@ -414,3 +414,49 @@ def test_a_local_reply_is_refused_for_a_card_of_a_notion_board(cli: Cli, tmp_pat
         f"error: task {task_id} is on Notion board source-1: reply with a comment on its card "
         "in Notion"
     ]
+
+
+def test_new_writes_a_factory_and_its_test_that_run_as_they_are(cli: Cli, tmp_path: Path) -> None:
+    flows = tmp_path / "flows"  # not there yet: `new` makes the folder
+    out = ok(cli("new", "hello", NFACTORY_WORKFLOWS="flows"))
+    assert out.startswith("wrote flows/hello.py and flows/test_hello.py\n"), out
+    module, test = flows / "hello.py", flows / "test_hello.py"
+
+    task_id = create(cli, "hello", "Try it", NFACTORY_WORKFLOWS="flows")
+    assert "done at done" in ok(cli("run", "--task", task_id, NFACTORY_WORKFLOWS="flows"))
+    (task,) = one_json(cli("status", "--json", NFACTORY_WORKFLOWS="flows"))["tasks"]
+    assert (task["factory"], task["status"], task["column"]) == ("hello", "done", "Done")
+
+    # its test passes as written, and both files are lint-clean
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "2 passed" in tests.stdout
+    lint = Path(sys.executable).with_name("ruff")
+    for check in (["check", "--no-cache"], ["format", "--check", "--no-cache"]):
+        result = subprocess.run([str(lint), *check, str(flows)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    # nothing is overwritten, and what is refused says why on one line
+    before = module.read_text()
+    also_bundled = f"flows,{REPO / 'workflows'}"
+    for args, settings, reason in [
+        (("hello",), "flows", f"{Path('flows') / 'hello.py'} already exists; nothing written"),
+        (("triage",), also_bundled, f"'triage' is already defined in {REPO / 'workflows'}"),
+        (("2fast",), "flows", "cannot use '2fast' as a factory id: use a letter, then"),
+        (("my-flow",), "flows", "cannot use 'my-flow' as a factory id"),
+        (("json",), "flows", "it would hide the Python module 'json' from its neighbours"),
+        (("test_me",), "flows", "modules named test_* are tests, which the loader skips"),
+        (("class",), "flows", "it is a Python keyword"),
+    ]:
+        result = cli("new", *args, NFACTORY_WORKFLOWS=settings)
+        assert result.returncode == 1, (args, result.stdout)
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("error: ") and reason in line, (args, line)
+    assert module.read_text() == before
+    assert sorted(p.name for p in flows.glob("*.py")) == ["hello.py", "test_hello.py"]

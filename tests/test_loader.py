@@ -217,3 +217,87 @@ def test_a_folder_skips_private_and_test_modules(tmp_path: Path) -> None:
     catalog = load_factories([tmp_path])
     assert set(catalog.factories) == {"flow", "nested"}
     assert catalog.problems == []
+
+
+# neighbours: modules in a workflows folder import each other by name
+
+
+def counted(name: str) -> str:
+    """Module source that records each execution of itself in runs.log beside it."""
+    return (
+        "from pathlib import Path\n\n"
+        "with Path(__file__).with_name('runs.log').open('a') as log:\n"
+        f"    log.write({name!r} + '\\n')\n"
+    )
+
+
+def test_a_module_imports_its_neighbours_and_no_other_folder_sees_them(tmp_path: Path) -> None:
+    path_before = list(sys.path)
+    one = tmp_path / "one"
+    write(one, "common.py", "GREETING = 'hello'\n")
+    write(one, "team/rules.py", "LIMIT = 3\n")
+    write(
+        one,
+        "flow.py",
+        GOOD.format(id="flow")
+        + "\nfrom common import GREETING\nimport team.rules\nfrom .common import GREETING as G2\n"
+        "SETTINGS = (GREETING, team.rules.LIMIT, G2)\n",
+    )
+    other = write(tmp_path / "two", "flow.py", "import common\n" + GOOD.format(id="two"))
+
+    catalog = load_factories([one, tmp_path / "two"])
+
+    assert set(catalog.factories) == {"flow"}
+    work = catalog.factories["flow"].states["work"].agent
+    assert work.__globals__["SETTINGS"] == ("hello", 3, "hello")
+    # the neighbours of one folder are not another's, nor anyone else's: the import
+    # path is untouched
+    assert "ModuleNotFoundError: No module named 'common'" in only_problem(catalog, other)
+    assert sys.path == path_before
+    with pytest.raises(ModuleNotFoundError):
+        __import__("common")
+
+
+@pytest.mark.parametrize("helper", ["common.py", "zz_common.py"])
+def test_a_module_loaded_and_imported_by_a_neighbour_runs_once(tmp_path: Path, helper: str) -> None:
+    """Loaded before its importer (common.py) or after it (zz_common.py): one module."""
+    stem = helper.removesuffix(".py")
+    write(tmp_path, helper, counted(stem) + GOOD.format(id="shared"))
+    write(
+        tmp_path,
+        "flow.py",
+        counted("flow")
+        + f"import {stem}\n"
+        + GOOD.format(id="flow").replace("action(work,", f"action({stem}.work,"),
+    )
+    catalog = load_factories([tmp_path])
+    assert set(catalog.factories) == {"flow", "shared"}
+    assert catalog.problems == []
+    assert sorted((tmp_path / "runs.log").read_text().split()) == sorted(["flow", stem])
+    # the function the flow runs is the one the loaded module defines: one module object
+    flow_work = catalog.factories["flow"].states["work"].agent
+    assert flow_work is catalog.factories["shared"].states["work"].agent
+
+
+def test_a_helper_module_imported_by_a_neighbour_loads_without_a_warning(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "helpers.py", "def greet(name):\n    return f'hello {name}'\n")
+    flow = write(tmp_path, "flow.py", "from helpers import greet\n" + GOOD.format(id="flow"))
+    catalog = load_factories([tmp_path, flow])
+    assert set(catalog.factories) == {"flow"}
+    assert catalog.problems == []
+
+
+def test_a_module_defining_no_factory_that_nothing_imports_is_reported_once(
+    tmp_path: Path,
+) -> None:
+    good(tmp_path, "flow.py", "flow")
+    stray = write(tmp_path, "stray.py", "from factory import define_factory\n\nLIMIT = 3\n")
+    # listed twice (its folder and itself): still one warning
+    catalog = load_factories([tmp_path, stray])
+    assert set(catalog.factories) == {"flow"}
+    (problem,) = catalog.problems
+    assert problem.severity == "warning" and problem.path == str(tmp_path / "stray.py")
+    assert problem.message.startswith("defines no factory and no workflow module imports it")
+    assert "_stray.py" in problem.message

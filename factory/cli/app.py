@@ -26,6 +26,7 @@ from factory.cli.common import (
     worker_runtime,
 )
 from factory.cli.runtime import Runtime
+from factory.cli.scaffold import new
 from factory.cli.start import start
 from factory.cli.workspaces import workspaces_app
 from factory.cycle import CycleReport, run_cycle, run_task
@@ -49,6 +50,7 @@ app.add_typer(board_app, name="board")
 app.add_typer(workspaces_app, name="workspaces")
 app.command()(command(doctor))
 app.command()(command(start))
+app.command()(command(new))
 
 
 def _problems_line(rt: Runtime) -> None:

@@ -22,7 +22,6 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-import workflows
 from factory.clock import SystemClock
 from factory.effects import COLUMNS
 from factory.engine import Engine, EngineConfig
@@ -44,6 +43,9 @@ TOKEN = "secret_demo_integration"
 ENDED = {COLUMNS[s] for s in TERMINAL}  # the columns of a finished card
 DEADLINE_SECONDS = 90
 REPLY = "Looks good, approve."
+# The bundled workflows are a folder of the repository, found by path: installed as a
+# top-level `workflows` package they would shadow the user's own `workflows/` folder.
+BUNDLED_WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,11 @@ To run the same worker against your real Notion board:
 
 
 def run_demo(console: Console) -> int:
+    if not (BUNDLED_WORKFLOWS / "triage.py").is_file():
+        raise ValueError(
+            f"the demo runs the bundled workflows, which come with the repository, not the "
+            f"package (not found in {BUNDLED_WORKFLOWS}): clone it and run `make demo`"
+        )
     with tempfile.TemporaryDirectory(prefix="nfactory-demo-") as tmp:
         project = make_project(Path(tmp) / "project")
         # the coding card works on this throwaway repository with the offline stand-in,
@@ -161,7 +168,7 @@ def _ending_comment_right(column: str, bot_comments: list[str]) -> bool:
 async def _demo(console: Console, tmp: Path, project: Path) -> int:
     started = time.monotonic()
     quiet_chatty_loggers()
-    catalog = load_factories([Path(workflows.__file__).parent])
+    catalog = load_factories([BUNDLED_WORKFLOWS])
     with EmulatorServer(TOKEN, config=EmulatorConfig(rate_limit=3, burst=10)) as emu:
         console.print(
             f"[bold]notion-factory demo[/bold]: a local Notion at {emu.base_url} "

@@ -35,7 +35,13 @@ def make_engine(url: str) -> Database:
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             url = str(parsed.set(drivername="postgresql+psycopg"))
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        try:
+            return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        except ImportError as exc:  # the driver is an extra: SQLite users need none
+            raise DatabaseError(
+                f"NFACTORY_DATABASE_URL is a PostgreSQL URL but its driver {exc.name!r} is not "
+                "installed: pip install 'notion-factory[postgres]' (psycopg, for postgresql://)"
+            ) from None
     raise DatabaseError(
         f"NFACTORY_DATABASE_URL uses {parsed.get_backend_name()!r}; "
         "notion-factory supports sqlite:/// and postgresql:// URLs"
