@@ -11,8 +11,8 @@ The authoring API, in two styles (docs/authoring.md says when to pick which)::
 """
 
 # `decide` below is the flow step; the transition module of the same name is imported
-# first so that importing it later cannot rebind `factory.decide` to the module.
-import factory.decide as _transitions  # noqa: F401
+# first so that importing it later cannot rebind `factory.transitions` to the module.
+import factory.transitions as _transitions  # noqa: F401
 from factory.dsl import (
     Backoff,
     Factory,

@@ -17,8 +17,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
-from factory.decide import Step
 from factory.statuses import RunStatus, TaskStatus
+from factory.transitions import Step
 
 _BREAKS = re.compile(r"[ \t]*[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+[ \t]*")
 

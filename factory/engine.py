@@ -20,7 +20,18 @@ from typing import Any, Literal
 from factory import worktrees
 from factory.board_protocol import Reply
 from factory.clock import Clock, SystemClock
-from factory.decide import (
+from factory.dsl import Action, Factory, Feedback, Loop, Orchestrate, Terminal
+from factory.effects import SummaryComment, note, plan_effects, run_started_effects
+from factory.interrupt import Partial, use_partial
+from factory.progress import Progress
+from factory.results import AgentInput, BadResult, parse_result
+from factory.statuses import TERMINAL, RunStatus, TaskStatus
+from factory.store import progress as progress_store
+from factory.store import repo
+from factory.store.db import Database
+from factory.store.leases import Lease, LeaseHeld, LeaseLost, claim, holder, release, renew
+from factory.threads import AgentThreads, TimeLimitExceeded, run_io, within
+from factory.transitions import (
     TRANSITION_CAP,
     Cancelled,
     Errored,
@@ -34,17 +45,6 @@ from factory.decide import (
     cap_reached,
     decide,
 )
-from factory.dsl import Action, Factory, Feedback, Loop, Orchestrate, Terminal
-from factory.effects import SummaryComment, note, plan_effects, run_started_effects
-from factory.interrupt import Partial, use_partial
-from factory.progress import Progress
-from factory.results import AgentInput, BadResult, parse_result
-from factory.statuses import TERMINAL, RunStatus, TaskStatus
-from factory.store import progress as progress_store
-from factory.store import repo
-from factory.store.db import Database
-from factory.store.leases import Lease, LeaseHeld, LeaseLost, claim, holder, release, renew
-from factory.threads import AgentThreads, TimeLimitExceeded, run_io, within
 from factory.unknown import unknown_factory
 from factory.workspaces import branch_name, cleanup_action
 

@@ -22,7 +22,6 @@ from typing import Any
 from factory.board_protocol import Delivery, PendingEffect, Sending
 from factory.clock import FakeClock
 from factory.cycle import run_task
-from factory.decide import TRANSITION_CAP
 from factory.dsl import Action, Factory, Orchestrate
 from factory.effects import CommentEffect, Effect, LogEffect, PageEffect
 from factory.engine import Engine, EngineConfig
@@ -31,6 +30,7 @@ from factory.statuses import TERMINAL, TaskStatus
 from factory.store import repo
 from factory.store.db import Database, open_database
 from factory.store.local_comments import add_reply
+from factory.transitions import TRANSITION_CAP
 from factory.validate import check_factory
 
 

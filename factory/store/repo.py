@@ -12,12 +12,12 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from factory.decide import RunView, Step
 from factory.effects import Effect, StateEffect, blocked_effects, state_effect
 from factory.statuses import ACTIVE, OutboxStatus, RunStatus, TaskStatus
 from factory.store.db import Database
 from factory.store.leases import Lease, guard
 from factory.store.tables import boards, consumed_comments, outbox, runs, tasks, transitions
+from factory.transitions import RunView, Step
 
 LOCAL_BOARD = "local"
 

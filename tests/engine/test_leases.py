@@ -26,7 +26,6 @@ from sqlalchemy import select, update
 
 from factory import AgentInput, action, define_factory, done, failed
 from factory.clock import FakeClock, SystemClock
-from factory.decide import Succeeded, decide
 from factory.dsl import Factory
 from factory.engine import Engine, EngineConfig, TickReport
 from factory.results import AgentResult
@@ -35,6 +34,7 @@ from factory.store.db import Database
 from factory.store.db import make_engine as open_engine
 from factory.store.leases import LeaseHeld, LeaseLost, claim, guard, holder, release, renew
 from factory.store.tables import outbox, runs, tasks, transitions
+from factory.transitions import Succeeded, decide
 from tests.engine.helpers import make_engine, new_task, path, run_of, task
 
 REPO = Path(__file__).resolve().parents[2]

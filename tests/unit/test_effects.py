@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from factory.board_protocol import PendingEffect
-from factory.decide import Step
 from factory.effects import (
     CommentEffect,
     Effect,
@@ -23,6 +22,7 @@ from factory.effects import (
     run_started_effects,
 )
 from factory.outbox import coalesce
+from factory.transitions import Step
 
 AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 

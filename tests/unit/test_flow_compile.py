@@ -31,11 +31,11 @@ from factory import (
     step,
     write,
 )
-from factory.decide import GuardChecked, Replied, RunView, Selected, Succeeded
-from factory.decide import decide as transition
 from factory.dsl import Factory
 from factory.results import parse_result
 from factory.states import Action, Feedback, Loop, Orchestrate, Terminal
+from factory.transitions import GuardChecked, Replied, RunView, Selected, Succeeded
+from factory.transitions import decide as transition
 from factory.validate import check_factory
 
 HERE = __file__
@@ -485,11 +485,11 @@ def test_loop_is_the_table_loop_with_body_and_on_and_the_flow_loop_with_steps() 
         loop(body="b")
 
 
-def test_the_package_exports_the_flow_steps_and_keeps_the_decide_module() -> None:
-    from factory.decide import decide as module_decide
+def test_the_package_exports_the_flow_steps_apart_from_the_transition_module() -> None:
+    import factory.transitions as transitions
 
     assert factory.decide is decide and callable(factory.flow)
-    assert module_decide is transition
+    assert transitions.decide is transition
     assert {"flow", "step", "ask", "decide", "loop", "write", "end"} <= set(factory.__all__)
 
 

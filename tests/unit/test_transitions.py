@@ -16,7 +16,8 @@ from factory import (
     loop,
     orchestrate,
 )
-from factory.decide import (
+from factory.results import AgentResult
+from factory.transitions import (
     Cancelled,
     Errored,
     GuardChecked,
@@ -28,7 +29,6 @@ from factory.decide import (
     cap_reached,
     decide,
 )
-from factory.results import AgentResult
 
 
 def agent(_: object) -> dict[str, str]:
