@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -25,11 +26,13 @@ from factory.cli.common import (
     runtime,
     worker_runtime,
 )
+from factory.cli.graph import GraphFormat, default_svg_path, find_factory, write_svg
 from factory.cli.runtime import Runtime
 from factory.cli.start import start
 from factory.cli.workspaces import workspaces_app
 from factory.cycle import CycleReport, run_cycle, run_task
 from factory.effects import StateEffect
+from factory.graph import mermaid
 from factory.settings import load_settings
 from factory.statuses import TaskStatus
 from factory.store import progress as progress_store
@@ -60,12 +63,34 @@ def _problems_line(rt: Runtime) -> None:
 
 @app.command()
 @command
-def factories(as_json: JsonOpt = False) -> None:
-    """List loaded factories and validation problems."""
+def factories(
+    as_json: JsonOpt = False,
+    graph: Annotated[
+        str | None,
+        typer.Option("--graph", metavar="ID", help="Print factory ID as a Mermaid diagram."),
+    ] = None,
+    fmt: Annotated[
+        GraphFormat,
+        typer.Option("--format", help="With --graph: mermaid text, or an SVG file (needs mmdc)."),
+    ] = GraphFormat.mermaid,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="With --format svg: where (ID.svg).")
+    ] = None,
+) -> None:
+    """List loaded factories and validation problems, or draw one (--graph ID)."""
     from factory.loader import load_factories
 
     settings = load_settings()
     catalog = load_factories(settings.workflows)
+    if graph is not None:
+        chosen = find_factory(catalog, graph)
+        if fmt is GraphFormat.svg:
+            written = write_svg(chosen, output or default_svg_path(chosen.id))
+            out.print(f"wrote {shown(str(written))}", highlight=False)
+        else:
+            # plain stdout: the text is for piping into a file or a renderer, unstyled
+            sys.stdout.write(mermaid(chosen) + "\n")
+        return
     if as_json:
         print_json(
             {
