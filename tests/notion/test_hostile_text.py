@@ -47,7 +47,7 @@ async def test_a_hostile_title_stays_inside_the_code_blocks_on_the_card(world: W
         if b["type"] == "code" and b["code"]["language"] != "mermaid"
     ]
     # the factory's diagram, shown when the run started
-    assert [b["code"]["language"] for b in blocks if b["type"] == "code"][0] == "mermaid"
+    assert next(b["code"]["language"] for b in blocks if b["type"] == "code") == "mermaid"
     # the command, one line, the whole title inside it; then the output, the title as printed
     assert len(codes) == 2, codes
     assert "\n" not in codes[0] and "Fix `login`\\n```\\n# pwned" in codes[0]
