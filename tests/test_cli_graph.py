@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -84,3 +85,24 @@ def test_svg_with_the_mermaid_cli_writes_a_picture(cli: Cli, tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     svg = (tmp_path / "t.svg").read_text()
     assert "<svg" in svg and "classify" in svg and "needs_detail" in svg
+
+
+def test_graph_goes_to_a_file_or_into_json_for_scripts(cli: Cli, tmp_path: Path) -> None:
+    printed = cli("factories", "--graph", "report")
+    assert printed.returncode == 0, printed.stderr
+    written = cli("factories", "--graph", "report", "-o", "report.mmd")
+    assert written.returncode == 0 and written.stdout.strip() == "wrote report.mmd"
+    assert (tmp_path / "report.mmd").read_text() == printed.stdout
+    as_json = cli("factories", "--graph", "report", "--json")
+    assert json.loads(as_json.stdout) == {"factory": "report", "mermaid": printed.stdout[:-1]}
+    nowhere = cli("factories", "--graph", "report", "-o", "missing/report.mmd")
+    assert nowhere.returncode == 1
+    assert nowhere.stderr.strip() == (
+        "error: cannot write missing/report.mmd: No such file or directory"
+    )
+
+
+def test_format_and_output_without_graph_are_refused(cli: Cli) -> None:
+    result = cli("factories", "--format", "svg")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: --format and --output go with --graph ID"

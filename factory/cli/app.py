@@ -26,13 +26,12 @@ from factory.cli.common import (
     runtime,
     worker_runtime,
 )
-from factory.cli.graph import GraphFormat, default_svg_path, find_factory, write_svg
+from factory.cli.graph import GraphFormat, find_factory, show_graph
 from factory.cli.runtime import Runtime
 from factory.cli.start import start
 from factory.cli.workspaces import workspaces_app
 from factory.cycle import CycleReport, run_cycle, run_task
 from factory.effects import StateEffect
-from factory.graph import mermaid
 from factory.settings import load_settings
 from factory.statuses import TaskStatus
 from factory.store import progress as progress_store
@@ -71,10 +70,11 @@ def factories(
     ] = None,
     fmt: Annotated[
         GraphFormat,
-        typer.Option("--format", help="With --graph: mermaid text, or an SVG file (needs mmdc)."),
+        typer.Option("--format", help="With --graph: Mermaid text, or an SVG file (needs mmdc)."),
     ] = GraphFormat.mermaid,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="With --format svg: where (ID.svg).")
+        Path | None,
+        typer.Option("--output", "-o", help="With --graph: write to this file (svg: ID.svg)."),
     ] = None,
 ) -> None:
     """List loaded factories and validation problems, or draw one (--graph ID)."""
@@ -83,14 +83,10 @@ def factories(
     settings = load_settings()
     catalog = load_factories(settings.workflows)
     if graph is not None:
-        chosen = find_factory(catalog, graph)
-        if fmt is GraphFormat.svg:
-            written = write_svg(chosen, output or default_svg_path(chosen.id))
-            out.print(f"wrote {shown(str(written))}", highlight=False)
-        else:
-            # plain stdout: the text is for piping into a file or a renderer, unstyled
-            sys.stdout.write(mermaid(chosen) + "\n")
+        show_graph(find_factory(catalog, graph), fmt, output, as_json)
         return
+    if fmt is not GraphFormat.mermaid or output is not None:
+        raise ValueError("--format and --output go with --graph ID")
     if as_json:
         print_json(
             {

@@ -10,13 +10,16 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from enum import StrEnum
 from pathlib import Path
 
+from factory.cli.common import out, print_json
 from factory.graph import mermaid
 from factory.loader import Catalog
 from factory.states import Factory
+from factory.terminal import shown
 from factory.unknown import failures
 
 MMDC_TIMEOUT = 120.0  # seconds: mmdc starts a headless browser
@@ -39,6 +42,24 @@ def find_factory(catalog: Catalog, factory_id: str) -> Factory:
     known = ", ".join(sorted(catalog.factories)) or "none loaded"
     also = f" ({failures(catalog.unloaded)})" if catalog.unloaded else ""
     raise ValueError(f"unknown factory {factory_id!r}; known factories: {known}{also}")
+
+
+def show_graph(factory: Factory, fmt: GraphFormat, output: Path | None, as_json: bool) -> None:
+    """The diagram on stdout (plain, for pipes; `as_json`: with the factory's id), or
+    written to `output`; an SVG is always a file (`ID.svg` by default)."""
+    if fmt is GraphFormat.svg:
+        written = write_svg(factory, output or default_svg_path(factory.id))
+        out.print(f"wrote {shown(str(written))}", highlight=False)
+    elif output is not None:
+        try:
+            output.write_text(mermaid(factory) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot write {output}: {exc.strerror or exc}") from None
+        out.print(f"wrote {shown(str(output))}", highlight=False)
+    elif as_json:
+        print_json({"factory": factory.id, "mermaid": mermaid(factory)})
+    else:
+        sys.stdout.write(mermaid(factory) + "\n")
 
 
 def default_svg_path(factory_id: str) -> Path:
