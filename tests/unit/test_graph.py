@@ -251,3 +251,12 @@ def test_a_factory_too_large_for_the_card_says_where_its_diagram_is() -> None:
     shown = card_diagram(factory, "state_with_a_long_name_0")
     assert "```" not in shown
     assert "400 states" in shown and "nfactory factories --graph" in shown
+
+
+def test_the_authoring_guide_shows_the_writing_workflow_as_it_is_drawn() -> None:
+    from pathlib import Path
+
+    from workflows import writing
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "authoring.md").read_text()
+    assert mermaid_fence(writing.FACTORY) in guide
