@@ -164,10 +164,11 @@ def card_diagram(factory: Factory, current: str) -> str:
     """What a card's page shows of its factory when a run starts: the fenced diagram
     with `current` marked, or, for a factory too large to draw there, where to get it."""
     fence = mermaid_fence(factory, current)
-    if len(fence) <= CARD_DIAGRAM_MAX:
+    size = len(fence.encode("utf-16-le")) // 2  # as Notion counts: an emoji is two
+    if size <= CARD_DIAGRAM_MAX:
         return fence
     return (
-        f"_This factory's diagram ({len(factory.states)} states, {len(fence):,} characters) "
+        f"_This factory's diagram ({len(factory.states)} states, {size:,} characters) "
         "is too large for the card; `nfactory factories --graph` with the factory's id "
         "prints it._"
     )

@@ -260,3 +260,12 @@ def test_the_authoring_guide_shows_the_writing_workflow_as_it_is_drawn() -> None
 
     guide = (Path(__file__).resolve().parents[2] / "docs" / "authoring.md").read_text()
     assert mermaid_fence(writing.FACTORY) in guide
+
+
+def test_the_card_limit_counts_characters_as_notion_does() -> None:
+    # states named by forty emoji each: fewer code points than the limit, more UTF-16 units
+    states: dict[str, State] = {"\U0001f680" * 40 + str(i): Terminal("done") for i in range(400)}
+    start = next(iter(states))
+    fence = mermaid_fence(Factory(id="rockets", start=start, states=states))
+    assert len(fence) <= CARD_DIAGRAM_MAX < len(fence.encode("utf-16-le")) // 2
+    assert "```" not in card_diagram(Factory(id="rockets", start=start, states=states), start)
