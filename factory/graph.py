@@ -48,6 +48,7 @@ KIND_STYLES: dict[str, tuple[str, str, str]] = {
     "done": ("([", "])", "fill:#e3f6e5,stroke:#2e8540,color:#0d3014"),
     "failed": ("([", "])", "fill:#fde2e1,stroke:#c0392b,color:#4a0f0a"),
     "blocked": ("([", "])", "fill:#eeeeee,stroke:#666666,color:#222222"),
+    "other": ("[", "]", "fill:#ffffff,stroke:#999999,color:#222222"),
 }
 _CURRENT_STYLE = "stroke-width:4px,stroke:#e67e22"
 _START_ID = "start"
@@ -75,9 +76,10 @@ def unescape(label: str) -> str:
 
 
 def _kind(state: State) -> str:
-    if isinstance(state, Terminal):
-        return state.outcome
-    return state.kind
+    """The key of the state's shape and colour: a state type added later draws as `other`
+    (a run start must never fail over its picture)."""
+    kind = state.outcome if isinstance(state, Terminal) else getattr(state, "kind", "")
+    return kind if kind in KIND_STYLES else "other"
 
 
 def _label(state_id: str, state: State, current: bool) -> str:
@@ -92,6 +94,8 @@ def _label(state_id: str, state: State, current: bool) -> str:
             note = "feedback: waits for a reply"
         case Terminal(outcome=outcome):
             note = outcome
+        case _:
+            note = str(getattr(state, "kind", type(state).__name__))
     text = f"{state_id} ({note})"
     return escape(("▶ " if current else "") + text)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -269,3 +270,20 @@ def test_the_card_limit_counts_characters_as_notion_does() -> None:
     fence = mermaid_fence(Factory(id="rockets", start=start, states=states))
     assert len(fence) <= CARD_DIAGRAM_MAX < len(fence.encode("utf-16-le")) // 2
     assert "```" not in card_diagram(Factory(id="rockets", start=start, states=states), start)
+
+
+def test_a_state_type_the_picture_does_not_know_still_draws() -> None:
+    @dataclass(frozen=True)
+    class Wait:
+        on: dict[str, str]
+        kind: str = "wait [x]"
+
+    factory = Factory(
+        id="w",
+        start="a",
+        states={"a": Wait(on={"go": "b"}), "b": Terminal("done")},  # type: ignore[dict-item]
+    )
+    diagram = mermaid(factory, current="a")
+    assert '    n0["▶ a (wait #91;x#93;)"]' in diagram.split("\n")
+    assert "    class n0 other" in diagram.split("\n")
+    parse(diagram)
