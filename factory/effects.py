@@ -2,6 +2,7 @@
 
 Each kind is its own type: `StateEffect` (card column, current step, error),
 `LogEffect` (one markdown log line), `PageEffect` (agent markdown output),
+`GraphEffect` (the factory's diagram, when a run starts),
 `CommentEffect` (feedback question, the run's summary, or why a card is blocked).
 Each converts to and from the outbox's JSON `payload` column (`to_payload`,
 `from_payload`; `effect_from_row` picks the type by the `kind` column). The
@@ -22,7 +23,7 @@ from factory.transitions import Step
 
 _BREAKS = re.compile(r"[ \t]*[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+[ \t]*")
 
-EffectKind = Literal["state", "log", "page", "comment"]
+EffectKind = Literal["state", "log", "page", "graph", "comment"]
 
 COLUMNS: dict[str, str] = {
     TaskStatus.queued: "Queue",
@@ -117,6 +118,22 @@ class PageEffect:
 
 
 @dataclass(frozen=True)
+class GraphEffect:
+    """The factory's diagram (a fenced Mermaid block) in the card's log: page text like
+    `PageEffect`, but the factory's picture, not an agent's output."""
+
+    markdown: str
+    kind: ClassVar[Literal["graph"]] = "graph"
+
+    def to_payload(self) -> dict[str, str]:
+        return {"markdown": self.markdown}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> GraphEffect:
+        return cls(str(_field(payload, "graph", "markdown")))
+
+
+@dataclass(frozen=True)
 class CommentEffect:
     """A comment on the card (it notifies the people following it)."""
 
@@ -131,11 +148,13 @@ class CommentEffect:
         return cls(str(_field(payload, "comment", "text")))
 
 
-Effect = StateEffect | LogEffect | PageEffect | CommentEffect
+Effect = StateEffect | LogEffect | PageEffect | GraphEffect | CommentEffect
+# the effects that are text appended to the card's log section
+TEXT_KINDS: tuple[str, ...] = ("log", "page", "graph")
 
 
 _KINDS: dict[str, Callable[[Mapping[str, Any]], Effect]] = {
-    t.kind: t.from_payload for t in (StateEffect, LogEffect, PageEffect, CommentEffect)
+    t.kind: t.from_payload for t in (StateEffect, LogEffect, PageEffect, GraphEffect, CommentEffect)
 }
 
 
@@ -166,10 +185,19 @@ def blocked_effects(error: str) -> list[Effect]:
     return [StateEffect(COLUMNS[TaskStatus.blocked], "", error), CommentEffect(f"Blocked: {error}")]
 
 
-def run_started_effects(factory_id: str, start: str, at: datetime) -> list[Effect]:
-    """A new run: the card goes to Running at the start state, and the log says so."""
+def run_started_effects(
+    factory_id: str, start: str, at: datetime, diagram: str | None = None
+) -> list[Effect]:
+    """A new run: the card goes to Running at the start state, and the log says so.
+
+    `diagram` (the factory as a fenced Mermaid block) follows the log line as page
+    text, so it rides in the same append as the run's first log lines: no extra request.
+    """
     line = f"`{at:%Y-%m-%d %H:%M:%S}` run started: factory **{factory_id}**, state **{start}**"
-    return [state_effect(TaskStatus.running, start), LogEffect(line)]
+    effects: list[Effect] = [state_effect(TaskStatus.running, start), LogEffect(line)]
+    if diagram:
+        effects.append(GraphEffect(diagram))
+    return effects
 
 
 def note(text: str, at: datetime) -> LogEffect:

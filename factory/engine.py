@@ -22,6 +22,7 @@ from factory.board_protocol import Reply
 from factory.clock import Clock, SystemClock
 from factory.dsl import Action, Factory, Feedback, Loop, Orchestrate, Terminal
 from factory.effects import SummaryComment, note, plan_effects, run_started_effects
+from factory.graph import card_diagram
 from factory.interrupt import Partial, use_partial
 from factory.progress import Progress
 from factory.results import AgentInput, BadResult, parse_result
@@ -87,6 +88,8 @@ class EngineConfig:
     cancel_check_seconds: float = 1.0
     # which finished cards get a summary comment (each one notifies people)
     summary_comment: SummaryComment = SummaryComment.problems
+    # the factory's diagram on the card's page when a run starts (in the first log append)
+    card_graph: bool = True
 
 
 class Engine:
@@ -466,7 +469,8 @@ class _Tick:
         run = repo.start_run(
             conn, self.lease, task, factory.start, factory.context, now, self.config.lease_seconds
         )
-        effects = run_started_effects(factory.id, factory.start, now)
+        diagram = card_diagram(factory, factory.start) if self.config.card_graph else None
+        effects = run_started_effects(factory.id, factory.start, now, diagram)
         repo.add_effects(conn, task.id, task.board_id, run.id, 0, effects, now)
         if factory.workspace is not None:
             repo.name_workspace(conn, run.id, branch_name(task.title, run.id))

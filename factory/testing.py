@@ -23,7 +23,7 @@ from factory.board_protocol import Delivery, PendingEffect, Sending
 from factory.clock import FakeClock
 from factory.cycle import run_task
 from factory.dsl import Action, Factory, Orchestrate
-from factory.effects import CommentEffect, Effect, LogEffect, PageEffect
+from factory.effects import CommentEffect, Effect, GraphEffect, LogEffect, PageEffect
 from factory.engine import Engine, EngineConfig
 from factory.local_board import LocalBoard
 from factory.statuses import TERMINAL, TaskStatus
@@ -74,6 +74,8 @@ def _shown_text(effect: Effect) -> str | None:
     """What an effect adds to the card; None for a state effect (the card's column)."""
     match effect:
         case LogEffect(line=text) | PageEffect(markdown=text) | CommentEffect(text=text):
+            return text
+        case GraphEffect(markdown=text):
             return text
     return None
 
@@ -299,6 +301,11 @@ class Card:
     def page(self) -> str:
         """The markdown agents wrote to the card's page (`page` results), in order."""
         return "\n\n".join(self._shown("page"))
+
+    @property
+    def graphs(self) -> list[str]:
+        """The factory's diagrams shown on the card (a fenced Mermaid block per run)."""
+        return self._shown("graph")
 
     def _where(self) -> str:
         state = self.state

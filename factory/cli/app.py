@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +26,7 @@ from factory.cli.common import (
     runtime,
     worker_runtime,
 )
+from factory.cli.graph import GraphFormat, find_factory, show_graph
 from factory.cli.runtime import Runtime
 from factory.cli.scaffold import new
 from factory.cli.start import start
@@ -62,12 +64,31 @@ def _problems_line(rt: Runtime) -> None:
 
 @app.command()
 @command
-def factories(as_json: JsonOpt = False) -> None:
-    """List loaded factories and validation problems."""
+def factories(
+    as_json: JsonOpt = False,
+    graph: Annotated[
+        str | None,
+        typer.Option("--graph", metavar="ID", help="Print factory ID as a Mermaid diagram."),
+    ] = None,
+    fmt: Annotated[
+        GraphFormat,
+        typer.Option("--format", help="With --graph: Mermaid text, or an SVG file (needs mmdc)."),
+    ] = GraphFormat.mermaid,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="With --graph: write to this file (svg: ID.svg)."),
+    ] = None,
+) -> None:
+    """List loaded factories and validation problems, or draw one (--graph ID)."""
     from factory.loader import load_factories
 
     settings = load_settings()
     catalog = load_factories(settings.workflows)
+    if graph is not None:
+        show_graph(find_factory(catalog, graph), fmt, output, as_json)
+        return
+    if fmt is not GraphFormat.mermaid or output is not None:
+        raise ValueError("--format and --output go with --graph ID")
     if as_json:
         print_json(
             {

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from factory.board_protocol import Delivery, PendingEffect
-from factory.effects import CommentEffect, Effect, LogEffect, PageEffect, effect_from_row
+from factory.effects import TEXT_KINDS, CommentEffect, Effect, effect_from_row
 from factory.statuses import UNDELIVERED, OutboxStatus
 from factory.store.db import Database
 from factory.store.tables import outbox, tasks
@@ -202,7 +202,7 @@ def log_section_delivered(db: Database, task_id: str) -> bool:
             select(outbox.c.id)
             .where(
                 outbox.c.task_id == task_id,
-                outbox.c.kind.in_((LogEffect.kind, PageEffect.kind)),
+                outbox.c.kind.in_(TEXT_KINDS),
                 outbox.c.status == OutboxStatus.delivered,
             )
             .limit(1)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
+from factory.effects import TEXT_KINDS
 from factory.statuses import UNDELIVERED, OutboxStatus
 from factory.store.tables import outbox, task_progress, tasks
 
@@ -66,7 +67,7 @@ def forget_block(conn: Connection, task_id: str, block_id: str) -> None:
 def log_settled(conn: Connection, task_id: str) -> bool:
     """The card's log section exists and no log or page output waits to be appended:
     a progress block appended now sits under the latest log line."""
-    kinds = ("log", "page")
+    kinds = TEXT_KINDS
     delivered = conn.execute(
         select(outbox.c.id)
         .where(outbox.c.task_id == task_id, outbox.c.kind.in_(kinds))

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 
 from factory.board_protocol import Delivery, PendingEffect, Sending
-from factory.effects import CommentEffect, LogEffect, PageEffect, StateEffect
+from factory.effects import CommentEffect, GraphEffect, LogEffect, PageEffect, StateEffect
 from factory.store.db import Database
 from factory.store.outbox import log_section_delivered
 from factory.threads import run_io
@@ -40,14 +40,15 @@ from integrations.notion.richtext import plain
 
 
 def render(effects: Sequence[PendingEffect], with_header: bool) -> str:
-    """Log lines as a list, agent output as its own markdown, in outbox order."""
+    """Log lines as a list, agent output and the factory's diagram as their own markdown,
+    in outbox order."""
     parts: list[str] = [bot_section_header().rstrip("\n")] if with_header else []
     lines: list[str] = []
     for e in effects:
         match e.effect:
             case LogEffect(line=line):
                 lines.append(f"- {line}")
-            case PageEffect(markdown=markdown):
+            case PageEffect(markdown=markdown) | GraphEffect(markdown=markdown):
                 if lines:
                     parts.append("\n".join(lines))
                     lines = []
@@ -66,7 +67,7 @@ def signature(text: str) -> str:
 
 def already_there(effect: PendingEffect, bot_section: str) -> bool:
     match effect.effect:
-        case LogEffect(line=body) | PageEffect(markdown=body):
+        case LogEffect(line=body) | PageEffect(markdown=body) | GraphEffect(markdown=body):
             return signature(body) in signature(bot_section)
     return False
 
@@ -124,7 +125,9 @@ class NotionDeliverer:
                     on_send=stamp(sending, states),
                 )
                 done += [Delivery(e.id, ok=True) for e in states]
-            writes = [e for e in effects if isinstance(e.effect, LogEffect | PageEffect)]
+            writes = [
+                e for e in effects if isinstance(e.effect, LogEffect | PageEffect | GraphEffect)
+            ]
             if writes:
                 await self._append(page_id, writes, sending)
                 done += [Delivery(e.id, ok=True) for e in writes]

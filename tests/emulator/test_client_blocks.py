@@ -228,3 +228,23 @@ async def test_appending_bumps_page_last_edited(
     clock.advance(120)
     await call(api.blocks.children.append(page, children=[paragraph("x")]))
     assert (await call(api.pages.retrieve(page)))["last_edited_time"] == "2026-02-02T02:04:00.000Z"
+
+
+async def test_a_mermaid_code_block_is_kept_and_an_unknown_language_refused(
+    api: Any, root: str
+) -> None:
+    page = await new_page(api, root)
+    diagram = 'flowchart TD\n    n0["a (action)"] -->|"done"| n1(["end (done)"])'
+    code = {"code": {"rich_text": [text(diagram)], "language": "mermaid"}}
+    made = await call(api.blocks.children.append(page, children=[code]))
+    assert made["results"][0]["code"]["language"] == "mermaid"
+    listed = await call(api.blocks.children.list(page))
+    assert listed["results"][0]["code"]["rich_text"][0]["plain_text"] == diagram
+    md = await call(api.pages.retrieve_markdown(page))
+    assert f"```mermaid\n{diagram}\n```" in md["markdown"]
+    refused = {"code": {"rich_text": [text("x")], "language": "klingon"}}
+    message = await expect_validation(
+        lambda: api.blocks.children.append(page, children=[refused]),
+        "body.children[0].code.language should be",
+    )
+    assert '`"mermaid"`' in message and '"klingon"' in message

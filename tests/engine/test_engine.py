@@ -446,11 +446,12 @@ async def test_each_transition_commits_its_effects_and_a_second_active_run_is_re
     engine = make_engine(db, factory)
     tid = new_task(db, "fx")
     await engine.tick(tid)
-    # run start: state + log; a->end: state, log, page (a Done card gets no summary comment)
-    assert outbox_kinds(db, tid) == ["state", "log", "state", "log", "page"]
+    # run start: state, log, the factory's diagram; a->end: state, log, page (a Done card
+    # gets no summary comment)
+    assert outbox_kinds(db, tid) == ["state", "log", "graph", "state", "log", "page"]
     with db.connect() as conn:
         keys = conn.execute(select(func.count(func.distinct(outbox.c.effect_key)))).scalar_one()
-        assert keys == 5
+        assert keys == 6
         assert conn.execute(select(func.count()).select_from(transitions)).scalar_one() == 1
     now = FakeClock().now()
     row = dict(

@@ -19,6 +19,7 @@ from factory import (
     failed,
     orchestrate,
 )
+from factory.graph import mermaid_fence
 from factory.testing import CardError, FactoryHarness
 from tests.workspaces.gitrepo import IDENTITY, git, make_repo
 from workflows import report, triage, writing
@@ -83,6 +84,13 @@ def test_triage_routes_each_kind_to_its_page(title: str, heading: str, end: str)
     assert card.path == ["classify", "route", end, "done"]
     assert card.page.startswith(heading)
     assert card.transitions[1].event == end and card.transitions[1].reason == "orchestrate.select"
+
+
+def test_a_card_shows_its_factory_once_per_run_apart_from_the_agents_page() -> None:
+    card = FactoryHarness(triage.FACTORY).card("Login crashes with an error").run()
+    assert card.graphs == [mermaid_fence(triage.FACTORY, current="classify")]
+    assert '["▶ classify (action)"]' in card.graphs[0]
+    assert "mermaid" not in card.page  # the page is what agents wrote
 
 
 def test_triage_blocks_a_card_it_cannot_classify() -> None:

@@ -12,6 +12,7 @@ from factory.board_protocol import PendingEffect
 from factory.effects import (
     CommentEffect,
     Effect,
+    GraphEffect,
     LogEffect,
     PageEffect,
     StateEffect,
@@ -114,6 +115,7 @@ def test_a_malformed_row_is_named_not_guessed(
         st.builds(StateEffect, st.text(), st.text(), st.text()),
         st.builds(LogEffect, st.text()),
         st.builds(PageEffect, st.text()),
+        st.builds(GraphEffect, st.text()),
         st.builds(CommentEffect, st.text()),
     )
 )
@@ -130,6 +132,14 @@ def test_the_blocked_and_run_started_effects_say_what_the_card_shows() -> None:
         StateEffect("Running", "draft", ""),
         LogEffect("`2026-11-23 10:00:00` run started: factory **writing**, state **draft**"),
     ]
+
+
+def test_a_run_start_with_a_diagram_shows_it_after_the_first_log_line() -> None:
+    fence = "```mermaid\nflowchart TD\n```"
+    effects = run_started_effects("writing", "draft", AT, fence)
+    assert [e.kind for e in effects] == ["state", "log", "graph"]
+    assert effects[2] == GraphEffect(fence)
+    assert effect_from_row("graph", {"markdown": fence}) == GraphEffect(fence)
 
 
 kinds = st.sampled_from(["state", "log", "page", "comment"])
