@@ -24,14 +24,25 @@ class DatabaseError(RuntimeError):
     """The database cannot be opened or migrated; the message says which and why."""
 
 
-def make_engine(url: str) -> Database:
-    """A database for `url`; SQLite files (and their folder) are created on first use."""
+SQLITE_SYNC = ("normal", "full")
+
+
+def make_engine(url: str, sqlite_sync: str = "normal") -> Database:
+    """A database for `url`; SQLite files (and their folder) are created on first use.
+
+    `sqlite_sync` is SQLite's `synchronous` in WAL mode (NFACTORY_SQLITE_SYNC): "normal"
+    makes each commit durable against a crash of the process, "full" against a power loss
+    or an OS crash too (an fsync per commit)."""
+    if sqlite_sync not in SQLITE_SYNC:
+        raise DatabaseError(
+            f"NFACTORY_SQLITE_SYNC is {sqlite_sync!r}; use one of {', '.join(SQLITE_SYNC)}"
+        )
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
         raise DatabaseError(f"NFACTORY_DATABASE_URL {url!r} is not a database URL: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database)
+        return _sqlite_engine(url, parsed.database, sqlite_sync)
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             url = str(parsed.set(drivername="postgresql+psycopg"))
@@ -42,7 +53,7 @@ def make_engine(url: str) -> Database:
     )
 
 
-def _sqlite_engine(url: str, database: str | None) -> Database:
+def _sqlite_engine(url: str, database: str | None, sync: str) -> Database:
     if database and database != ":memory:" and not database.startswith("file:"):
         # created by us before SQLite does, so owner-only; its -wal and -shm files
         # take the same permissions
@@ -59,7 +70,7 @@ def _sqlite_engine(url: str, database: str | None) -> Database:
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA synchronous={sync.upper()}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
@@ -86,8 +97,8 @@ def migrate(db: Database) -> None:
         raise DatabaseError(f"cannot migrate database {where}: {exc}") from exc
 
 
-def open_database(url: str) -> Database:
-    db = make_engine(url)
+def open_database(url: str, sqlite_sync: str = "normal") -> Database:
+    db = make_engine(url, sqlite_sync)
     migrate(db)
     return db
 
