@@ -12,7 +12,9 @@ round so that the machine's load falls on both alike:
   row, the run update, the transition row, the two outbox rows), one transaction each,
   through the raw driver (sqlite3, psycopg) on the same schema, with no Python above it.
 
-It prints transitions per second for both (the median round), their ratio, and, per
+It prints transitions per second for both (the median round), their ratio, the CPU time
+per transition of each (all the process's threads; it counts what the machine's load
+does not, and includes what the OS does for the process: SQLite's writes), and, per
 transition of the engine, the statements, BEGINs, commits, rollbacks, pool pre-pings and
 database round trips (all of those; on SQLite, calls into the library), counted with
 SQLAlchemy event listeners. Numbers are wall time on this machine, not assertions.
@@ -51,9 +53,7 @@ def noop_factory():  # type: ignore[no-untyped-def]
         for i in range(STEPS - 1)
     }
     states[f"s{STEPS - 1}"] = orchestrate(select=lambda inp: "done", on={"done": "end"})
-    return define_factory(
-        id="noop", start="s0", states=states | {"end": done(), "bad": failed()}
-    )
+    return define_factory(id="noop", start="s0", states=states | {"end": done(), "bad": failed()})
 
 
 def count_calls(db: Database) -> Counter[str]:
@@ -87,19 +87,19 @@ def count_calls(db: Database) -> Counter[str]:
     return seen
 
 
-async def engine_round(db: Database, engine: Engine, tasks: int) -> tuple[float, int]:
-    """(seconds, transitions) for `tasks` tasks ticked to their end."""
+async def engine_round(db: Database, engine: Engine, tasks: int) -> tuple[float, float, int]:
+    """(seconds, CPU seconds, transitions) for `tasks` tasks ticked to their end."""
     ids = []
     for _ in range(tasks):
         with db.begin() as conn:
             ids.append(repo.create_task(conn, factory_id="noop", title="b", now=engine.clock.now()))
     total = 0
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for tid in ids:
         report = await engine.tick(tid)
         assert report.outcome == "finished", report
         total += report.transitions
-    return time.perf_counter() - started, total
+    return time.perf_counter() - started, time.process_time() - cpu, total
 
 
 # -- the floor: the same SQL through the raw driver ------------------------------------
@@ -140,8 +140,11 @@ def floor_task(db: Database) -> tuple[str, str, str, int]:
     return tid, run.id, "floor", lease.epoch
 
 
-def floor_round(db: Database, connect: Callable[[], Any], tasks: int, pg: bool) -> float:
-    """Seconds for tasks * STEPS transitions, one transaction each, through the raw driver."""
+def floor_round(
+    db: Database, connect: Callable[[], Any], tasks: int, pg: bool
+) -> tuple[float, float]:
+    """(seconds, CPU seconds) for tasks * STEPS transitions, one transaction each, through
+    the raw driver."""
     rows = [floor_task(db) for _ in range(tasks)]
     conn = connect()
 
@@ -155,7 +158,7 @@ def floor_round(db: Database, connect: Callable[[], Any], tasks: int, pg: bool) 
         now = datetime.now(UTC).replace(tzinfo=None)
         return now if pg else now.isoformat(" ")
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for tid, rid, owner, epoch in rows:
         for seq in range(1, STEPS + 1):
             cur = conn.cursor()
@@ -190,9 +193,9 @@ def floor_round(db: Database, connect: Callable[[], Any], tasks: int, pg: bool) 
             else:
                 cur.execute("COMMIT")
             cur.close()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     conn.close()
-    return elapsed
+    return elapsed, cpu
 
 
 # -- one backend ------------------------------------------------------------------------
@@ -228,16 +231,21 @@ def measure(url: str, sync: str, tasks: int, rounds: int) -> dict[str, float]:
 
     engine_rates: list[float] = []
     floor_rates: list[float] = []
+    engine_cpu: list[float] = []
+    floor_cpu: list[float] = []
     seen = count_calls(db)
     counted = 0
     for r in range(rounds):
         before = Counter(seen)
-        elapsed, total = asyncio.run(engine_round(db, engine, tasks))
+        elapsed, cpu, total = asyncio.run(engine_round(db, engine, tasks))
         if r == 0:
             counted = total
             counts = seen - before
         engine_rates.append(total / elapsed)
-        floor_rates.append(tasks * STEPS / floor_round(db, connect, tasks, pg))
+        engine_cpu.append(cpu / total)
+        elapsed, cpu = floor_round(db, connect, tasks, pg)
+        floor_rates.append(tasks * STEPS / elapsed)
+        floor_cpu.append(cpu / (tasks * STEPS))
     db.dispose()
     per = {k: counts[k] / counted for k in ("statements", "begins", "commits", "rollbacks")}
     per["pings"] = counts["pings"] / counted
@@ -245,6 +253,8 @@ def measure(url: str, sync: str, tasks: int, rounds: int) -> dict[str, float]:
     return {
         "engine": statistics.median(engine_rates),
         "floor": statistics.median(floor_rates),
+        "engine cpu": statistics.median(engine_cpu),
+        "floor cpu": statistics.median(floor_cpu),
         **per,
     }
 
@@ -258,6 +268,7 @@ def main() -> None:
     print(f"{STEPS} no-op transitions per task, {args.tasks} tasks per round, {args.rounds} rounds")
     head = (
         f"{'backend':<16} {'engine/s':>9} {'floor/s':>8} {'ratio':>6} {'ms/tr':>6} "
+        f"{'cpu ms/tr':>9} {'floor cpu':>9} "
         f"{'stmts':>6} {'begins':>6} {'commits':>7} {'rollbk':>6} {'pings':>5} {'trips':>6}"
     )
     print(head)
@@ -273,6 +284,7 @@ def main() -> None:
             print(
                 f"{name:<16} {m['engine']:>9.0f} {m['floor']:>8.0f} "
                 f"{m['engine'] / m['floor']:>6.0%} {1000 / m['engine']:>6.2f} "
+                f"{m['engine cpu'] * 1000:>9.3f} {m['floor cpu'] * 1000:>9.3f} "
                 f"{m['statements']:>6.2f} {m['begins']:>6.2f} {m['commits']:>7.2f} "
                 f"{m['rollbacks']:>6.2f} {m['pings']:>5.2f} {m['round trips']:>6.2f}",
                 flush=True,

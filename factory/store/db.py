@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from factory.files import ensure_private_file
 
@@ -46,11 +48,46 @@ def make_engine(url: str, sqlite_sync: str = "normal") -> Database:
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             url = str(parsed.set(drivername="postgresql+psycopg"))
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        db = create_engine(url, pool_size=10, max_overflow=10)
+        _ping_when_idle(db)
+        return db
     raise DatabaseError(
         f"NFACTORY_DATABASE_URL uses {parsed.get_backend_name()!r}; "
         "notion-factory supports sqlite:/// and postgresql:// URLs"
     )
+
+
+# A pooled connection unused this long is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _ping_when_idle(db: Database) -> None:
+    """SQLAlchemy's pool_pre_ping, for connections that sat idle in the pool only.
+
+    pool_pre_ping costs a round trip on every checkout: with one transaction per
+    transition, a third of a busy worker's round trips. A connection that has been in use
+    moments ago is alive; one idle for a while may have been closed by the server (a
+    restart, an idle timeout, a proxy), and is pinged and replaced if dead, as before.
+    A connection that dies within the idle window fails the one transaction that uses it;
+    SQLAlchemy then discards the pool's connections, and the worker tries again later.
+    """
+
+    @event.listens_for(db, "checkin")
+    def _checked_in(_dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(db, "checkout")
+    def _checked_out(dbapi_conn, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # new, or in use moments ago
+        try:
+            alive = db.dialect.do_ping(dbapi_conn)
+        except Exception:
+            alive = False
+        if not alive:
+            # the pool discards this connection and checks out another (a new one)
+            raise DisconnectionError("a pooled connection idle for a while is closed")
 
 
 def _sqlite_engine(url: str, database: str | None, sync: str) -> Database:
@@ -75,9 +112,13 @@ def _sqlite_engine(url: str, database: str | None, sync: str) -> Database:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
-    @event.listens_for(db, "begin")
-    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin_immediate(pooled) -> None:  # type: ignore[no-untyped-def]
+        # the dialect's own begin (a no-op for pysqlite), so that a failure is wrapped
+        # and handled as any statement's; straight to the driver, as a statement through
+        # SQLAlchemy costs several times more, and every transaction begins here
+        pooled.driver_connection.execute("BEGIN IMMEDIATE")
+
+    db.dialect.do_begin = _begin_immediate  # type: ignore[method-assign]
 
     return db
 
