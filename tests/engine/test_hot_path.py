@@ -88,3 +88,27 @@ async def test_a_transition_is_one_transaction_of_four_statements(
         "rollbacks": 0,  # no read between transitions
         "pings": 0,  # no pre-ping of a connection in use moments ago
     }
+
+
+@pytest.mark.postgres
+def test_a_connection_the_server_closed_while_it_sat_idle_is_replaced(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No pre-ping on a busy pool, yet a pooled connection the server closed meanwhile (a
+    restart, an idle timeout) is still found out and replaced before anyone uses it."""
+    from sqlalchemy import text
+
+    from factory.store import db as db_module
+
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    db, admin = db_module.make_engine(pg_url), db_module.make_engine(pg_url)
+    try:
+        with db.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        with admin.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+        with db.begin() as conn:  # the pool's one connection is dead: a new one serves
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
+    finally:
+        db.dispose()
+        admin.dispose()
