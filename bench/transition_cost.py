@@ -42,7 +42,7 @@ from factory import define_factory, done, failed, orchestrate
 from factory.engine import Engine, EngineConfig
 from factory.store import repo
 from factory.store.db import Database, make_engine, migrate
-from factory.store.leases import claim, release
+from factory.store.leases import claim
 
 STEPS = 100  # transitions per task, all in one tick
 
@@ -172,11 +172,8 @@ def floor_round(
                 run_update,
                 ("running", True, nxt, state, "{}", 0, "{}", seq, None, now, None, rid, seq - 1),
             )
-            cur.execute(
-                transition_insert,
-                (rid, tid, seq, state, nxt, "next", "selected", 1, None, "", None, owner, epoch)
-                + (now, now),
-            )
+            moved = (rid, tid, seq, state, nxt, "next", "selected", 1, None, "", None)
+            cur.execute(transition_insert, (*moved, owner, epoch, now, now))
             payloads = [
                 ("state", json.dumps({"status": "Running", "step": nxt})),
                 ("log", json.dumps({"line": f"{now} {state} -> {nxt}"})),
