@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -154,6 +154,7 @@ class Engine:
                 task_id, "lease_lost", tick.count, detail=str(lost), steps=tick.steps
             )
         finally:
+            await tick.stop_keeping_alive()  # no heartbeat may renew a lease given back
             await run_io(release, self.db, tick.lease)
         report.took_over = lease.took_over
         return report
@@ -173,12 +174,16 @@ class _Tick:
         self.steps: list[Step] = []
         self.board_id = ""
         self.workspace: Path | None = None  # the run's worktree, once made or found this tick
+        # the tick's heartbeat and cancel watcher, started when user code first runs
+        self._beater: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[str] | None = None
+        self._lost: LeaseLost | None = None  # what the heartbeat found
 
     def _report(self, outcome: TickOutcome, status: str, detail: str = "") -> TickReport:
         return TickReport(self.lease.task_id, outcome, self.count, status, detail, self.steps)
 
     async def drive(self, replies: list[Reply]) -> TickReport:
-        task = await self._read(repo.get_task, self.lease.task_id)
+        task, run = await self._read(repo.task_and_run, self.lease.task_id)
         self.board_id = task.board_id
         factory = self.engine.factories.get(task.factory_id)
         if task.status in TERMINAL:
@@ -194,17 +199,19 @@ class _Tick:
         if task.not_before is not None and task.not_before > now:
             return self._report("backoff", task.status, f"retry due at {task.not_before:%H:%M:%S}")
         if task.status == TaskStatus.queued:
-            run = await self._write(self._start_run, task, factory)
-        else:
-            if task.active_run_id is None:
-                return self._report("idle", task.status, "no active run")
-            run = await self._read(repo.get_run, task.active_run_id)
+            run, task = await self._write(self._start_run, task, factory)
+        elif run is None:
+            return self._report("idle", task.status, "no active run")
         pending = replies if run.status == RunStatus.feedback else []
+        # the first commit clears a progress line an earlier tick may have left on the card;
+        # later ones only when this tick published one
+        clear_progress = True
 
         while self.count < self.config.max_transitions_per_tick:
             started = self.clock.now()
             consumed: list[str] = []
-            task = await self._read(repo.get_task, self.lease.task_id)
+            # `task` is the row as the last commit left it (cancel request included),
+            # returned by that commit's own update: no read between transitions
             step = cap_reached(run.view(), self.config.transition_cap)
             if step is None:
                 state = factory.states[run.state_id]
@@ -228,9 +235,13 @@ class _Tick:
                         outcome = Cancelled(stop.by, interrupted=True, partial=stop.partial)
                     finally:
                         # before the commit: no progress of this call lands after its log
-                        await self.engine.progress.finish(task.id)
+                        if await self.engine.progress.finish(task.id):
+                            clear_progress = True
                 step = decide(factory, run.view(), outcome)
-            run = await self._write(self._commit, run, step, started, consumed)
+            run, task = await self._write(
+                self._commit, run, step, started, consumed, clear_progress
+            )
+            clear_progress = False
             self.count += 1
             self.steps.append(step)
             if step.ends_run:
@@ -242,9 +253,10 @@ class _Tick:
                 delay = step.retry_delay_ms / 1000
                 if delay > self.config.max_inline_backoff_seconds:
                     return self._report("backoff", TaskStatus.running, f"retry in {delay:.1f}s")
-                async with self._heartbeat() as cancelled:
-                    # a cancel request ends the wait; the next pass sees it and stops the run
-                    await _first(self.clock.sleep(delay), cancelled)
+                # a cancel request ends the wait; the next pass sees it and stops the run
+                if await _first(self.clock.sleep(delay), self._keep_alive()):
+                    task = await self._read(repo.get_task, self.lease.task_id)
+                self._check_lease()
         return self._report("yielded", run.status, "transition budget for this tick used")
 
     # -- executing states (user code) ------------------------------------------------
@@ -319,34 +331,34 @@ class _Tick:
     ) -> Any:
         """Run user code under the heartbeat. A cancel request seen meanwhile stops it (async
         code is cancelled, a sync call's thread abandoned) and raises _CancelRequested."""
-        async with self._heartbeat() as cancelled:
-            partial = Partial()
-            work = asyncio.create_task(
-                self._user_code(fn, arg, time_limit, state_id, what, partial)
-            )
-            try:
-                await asyncio.wait({work, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-            except asyncio.CancelledError:  # the tick itself (a stop whose grace ran out)
-                work.cancel()
-                await asyncio.wait({work})  # its own cleanup first: a command's process group
-                raise
-            if not cancelled.done():
-                return work.result()
-            by = cancelled.result()
-            log.info(
-                "task %s: cancel requested by %s; stopping the %s in state %r",
-                self.lease.task_id[:8],
-                by,
-                what,
-                state_id,
-            )
-            # even a call that returned just now: the person asked to stop, its result is
-            # not acted on
+        cancelled = self._keep_alive()
+        partial = Partial()
+        work = asyncio.create_task(self._user_code(fn, arg, time_limit, state_id, what, partial))
+        try:
+            await asyncio.wait({work, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the tick itself (a stop whose grace ran out)
             work.cancel()
-            await asyncio.wait({work})  # a command_agent: until its process group is gone
-            if not work.cancelled() and work.exception() is not None:
-                log.debug("user code in %s ended with an error as it was cancelled", state_id)
-            raise _CancelRequested(by, partial.markdown)
+            await asyncio.wait({work})  # its own cleanup first: a command's process group
+            raise
+        if not cancelled.done():
+            result = work.result()
+            self._check_lease()
+            return result
+        by = cancelled.result()
+        log.info(
+            "task %s: cancel requested by %s; stopping the %s in state %r",
+            self.lease.task_id[:8],
+            by,
+            what,
+            state_id,
+        )
+        # even a call that returned just now: the person asked to stop, its result is
+        # not acted on
+        work.cancel()
+        await asyncio.wait({work})  # a command_agent: until its process group is gone
+        if not work.cancelled() and work.exception() is not None:
+            log.debug("user code in %s ended with an error as it was cancelled", state_id)
+        raise _CancelRequested(by, partial.markdown)
 
     async def _user_code(
         self,
@@ -390,39 +402,44 @@ class _Tick:
                 f"state {state_id!r}: {what} raised {type(exc).__name__}: {exc}"
             ) from exc
 
-    @contextlib.asynccontextmanager
-    async def _heartbeat(self) -> AsyncIterator[asyncio.Task[str]]:
-        """Renew the lease while user code runs; a lost lease surfaces when it returns.
+    def _keep_alive(self) -> asyncio.Task[str]:
+        """Start, once per tick, the heartbeat that renews the lease and the watcher of the
+        task's cancel request; both run until the tick ends (`stop_keeping_alive`).
 
-        Yields a task that ends, with who asked, once the task's cancel request is seen.
+        Returns the watcher: a task that ends, with who asked, once a cancel request is
+        seen. A lease the heartbeat finds lost surfaces at the next `_check_lease`.
         """
-        lost: list[LeaseLost] = []
+        if self._watcher is None:
+            self._beater = asyncio.create_task(self._beat())
+            self._watcher = asyncio.create_task(self._watch_cancel())
+        return self._watcher
 
-        async def beat() -> None:
-            interval = self.config.lease_seconds / 3
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    self.lease = await run_io(
-                        renew, self.db, self.lease, self.clock.now(), self.config.lease_seconds
-                    )
-                except LeaseLost as exc:
-                    lost.append(exc)
-                    return
-                except Exception:  # a database hiccup: keep beating, the next one may pass
-                    log.warning("lease heartbeat failed for %s", self.lease.task_id, exc_info=True)
+    def _check_lease(self) -> None:
+        if self._lost is not None:
+            raise self._lost
 
-        beater = asyncio.create_task(beat())
-        watcher = asyncio.create_task(self._watch_cancel())
-        try:
-            yield watcher
-        finally:
-            for helper in (beater, watcher):
+    async def stop_keeping_alive(self) -> None:
+        for helper in (self._beater, self._watcher):
+            if helper is not None:
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
-        if lost:
-            raise lost[0]
+        self._beater = self._watcher = None
+
+    async def _beat(self) -> None:
+        """Renew the lease every third of its time, as long as the tick lasts."""
+        interval = self.config.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.lease = await run_io(
+                    renew, self.db, self.lease, self.clock.now(), self.config.lease_seconds
+                )
+            except LeaseLost as exc:
+                self._lost = exc
+                return
+            except Exception:  # a database hiccup: keep beating, the next one may pass
+                log.warning("lease heartbeat failed for %s", self.lease.task_id, exc_info=True)
 
     async def _watch_cancel(self) -> str:
         """Who asked to cancel, once the task's cancel request is seen: read every
@@ -464,7 +481,9 @@ class _Tick:
 
         return await run_io(work)
 
-    def _start_run(self, conn: Any, task: repo.TaskRow, factory: Factory) -> repo.RunRow:
+    def _start_run(
+        self, conn: Any, task: repo.TaskRow, factory: Factory
+    ) -> tuple[repo.RunRow, repo.TaskRow]:
         now = self.clock.now()
         run = repo.start_run(
             conn, self.lease, task, factory.start, factory.context, now, self.config.lease_seconds
@@ -475,15 +494,20 @@ class _Tick:
         if factory.workspace is not None:
             repo.name_workspace(conn, run.id, branch_name(task.title, run.id))
             run = repo.get_run(conn, run.id)
-        return run
+        return run, repo.get_task(conn, task.id)
 
     def _commit(
-        self, conn: Any, run: repo.RunRow, step: Step, started: datetime, consumed: list[str]
-    ) -> repo.RunRow:
+        self,
+        conn: Any,
+        run: repo.RunRow,
+        step: Step,
+        started: datetime,
+        consumed: list[str],
+        clear_progress: bool,
+    ) -> tuple[repo.RunRow, repo.TaskRow]:
         now = self.clock.now()
         effects = plan_effects(step, now, run.transitions + 1, self.config.summary_comment)
-        progress_store.clear_line(conn, run.task_id)  # the step's own log says what came of it
-        return repo.commit_step(
+        committed = repo.commit_step(
             conn,
             self.lease,
             self.board_id,
@@ -496,6 +520,9 @@ class _Tick:
             not_before=repo.backoff_until(now, step.retry_delay_ms),
             consumed=consumed,
         )
+        if clear_progress:  # after the fenced update: a fenced-off worker writes nothing
+            progress_store.clear_line(conn, run.task_id)  # the step's own log says the rest
+        return committed
 
     # -- the run's git worktree ------------------------------------------------------------
 
@@ -510,10 +537,9 @@ class _Tick:
         branch = current.workspace_branch or branch_name(task.title, run.id)
         try:
             # a first clone of a URL or a large checkout may outlast the lease: keep it alive
-            async with self._heartbeat():
-                made = await run_io(
-                    worktrees.ensure, spec, branch, current.workspace_state, Path.cwd()
-                )
+            self._keep_alive()
+            made = await run_io(worktrees.ensure, spec, branch, current.workspace_state, Path.cwd())
+            self._check_lease()
         except worktrees.WorkspaceError as exc:
             log.warning("task %s: workspace problem: %s", task.id, exc)
             return WorkspaceFailed(f"workspace: {exc}")
@@ -625,8 +651,9 @@ class _CancelRequested(Exception):
         self.partial = partial
 
 
-async def _first(aw: Awaitable[Any], cancelled: asyncio.Task[str]) -> None:
-    """Await `aw` unless the cancel watcher fires first (then `aw` is abandoned)."""
+async def _first(aw: Awaitable[Any], cancelled: asyncio.Task[str]) -> bool:
+    """Await `aw` unless the cancel watcher fires first (then `aw` is abandoned); True when
+    the watcher has fired."""
     work = asyncio.ensure_future(aw)
     try:
         await asyncio.wait({work, cancelled}, return_when=asyncio.FIRST_COMPLETED)
@@ -635,3 +662,4 @@ async def _first(aw: Awaitable[Any], cancelled: asyncio.Task[str]) -> None:
             work.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await work
+    return cancelled.done()

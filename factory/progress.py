@@ -66,6 +66,7 @@ class _Entry:
     published_version: int = 0
     published_at: float | None = None
     active: bool = True
+    shown: bool = False  # a publish of it began: the card's row may hold its line
     busy: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def update(self) -> ProgressUpdate:
@@ -121,19 +122,21 @@ class Progress:
 
         return report
 
-    async def finish(self, task_id: str) -> None:
+    async def finish(self, task_id: str) -> bool:
         """The agent call returned (or failed, or was abandoned): no more progress for it,
-        and none in flight, before its step is committed."""
+        and none in flight, before its step is committed. True when a line of it was
+        published (the step's commit then clears it)."""
         with self._lock:
             entry = self._entries.get(task_id)
             if entry is None:
-                return
+                return False
             entry.active = False
         async with entry.busy:  # a publish of this card under way ends first
             pass
         with self._lock:
             if self._entries.get(task_id) is entry:
                 del self._entries[task_id]
+            return entry.shown
 
     def latest(self) -> dict[str, ProgressUpdate]:
         """Every running agent's latest progress (the live view)."""
@@ -166,6 +169,7 @@ class Progress:
             with self._lock:
                 if not entry.active:
                     raise LookupError(update.task_id)
+                entry.shown = True
 
             def sent() -> None:
                 with self._lock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite:///.nfactory/nfactory.db"
+    # SQLite's synchronous mode in WAL: normal (a commit survives the process dying) or
+    # full (it survives a power loss or an OS crash too; an fsync per transition).
+    sqlite_sync: Literal["normal", "full"] = "normal"
     workflows: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["workflows"])
     lease_seconds: float = Field(default=30.0, ge=2.0, le=3600.0)
     max_transitions_per_tick: int = Field(default=25, ge=1, le=200)
@@ -48,6 +51,11 @@ class Settings(BaseSettings):
     # Which finished cards get a summary comment: all | problems (Failed, Blocked,
     # Cancelled) | off. Each comment notifies the people following the card.
     summary_comment: SummaryComment = SummaryComment.problems
+
+    @field_validator("sqlite_sync", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("workflows", mode="before")
     @classmethod

@@ -12,7 +12,10 @@ database reads queued behind it. Now:
   at once. A call its caller gave up on (a timeout, a stop) still holds its slot
   until the thread really returns, and is counted as overrunning, so the
   dispatcher starts no card on top of it. The threads are daemons: one still
-  running never holds up the process exit.
+  running never holds up the process exit. A thread whose call returned waits a
+  while (IDLE_SECONDS) for the next call rather than ending: starting a thread
+  costs more than a quick selector's whole call. One call at a time per thread,
+  never one given up on: a waiting thread is only ever one whose call returned.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -102,10 +106,18 @@ async def within(work: Awaitable[T], time_limit: float | None) -> T:
     return task.result()
 
 
+# how long a thread whose agent call returned waits for another before it ends
+IDLE_SECONDS = 30.0
+IDLE_NAME = "nfactory-idle-thread"  # a waiting thread's name; a running one names its call
+
+
 @dataclass(eq=False)  # identity: two calls are never the same slot
 class _Call:
     label: str
     given_up: float | None = None  # when its caller stopped waiting; the thread runs on
+
+
+_Job = tuple[_Call, Callable[[], None]]
 
 
 class AgentThreads:
@@ -118,6 +130,7 @@ class AgentThreads:
         self._lock = threading.Lock()
         self._live: set[_Call] = set()  # slots taken: threads running (or about to)
         self._waiters: list[asyncio.Future[None]] = []
+        self._idle: list[queue.SimpleQueue[_Job]] = []  # threads waiting for a call
 
     @property
     def running(self) -> int:
@@ -153,16 +166,45 @@ class AgentThreads:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 loop.call_soon_threadsafe(_settle, done, outcome)
 
-        try:
-            threading.Thread(target=target, name=f"nfactory-agent {label}", daemon=True).start()
-        except BaseException:
-            self._release(call)
-            raise
+        with self._lock:
+            waiting = self._idle.pop() if self._idle else None
+        if waiting is not None:
+            waiting.put((call, target))
+        else:
+            try:
+                threading.Thread(
+                    target=self._serve, args=((call, target),), name=_name(label), daemon=True
+                ).start()
+            except BaseException:
+                self._release(call)
+                raise
         try:
             return await within(done, time_limit)
         except (TimeLimitExceeded, asyncio.CancelledError):
             self._give_up(call)
             raise
+
+    def _serve(self, job: _Job) -> None:
+        """An agent thread: run its call, then wait up to IDLE_SECONDS for another."""
+        me = threading.current_thread()
+        inbox: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        while True:
+            call, target = job
+            me.name = _name(call.label)
+            target()
+            me.name = IDLE_NAME
+            with self._lock:
+                if len(self._idle) >= self.limit:
+                    return  # enough threads wait already
+                self._idle.append(inbox)
+            try:
+                job = inbox.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:
+                        self._idle.remove(inbox)
+                        return
+                job = inbox.get()  # a call was handed over just as the wait ran out
 
     async def _take_slot(self, call: _Call) -> None:
         loop = asyncio.get_running_loop()
@@ -218,6 +260,10 @@ class AgentThreads:
             self.limit,
             over,
         )
+
+
+def _name(label: str) -> str:
+    return f"nfactory-agent {label}"
 
 
 def _settle(done: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:

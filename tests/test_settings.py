@@ -232,3 +232,31 @@ def test_the_reply_share_sets_the_reads_per_poll(monkeypatch: pytest.MonkeyPatch
     schedule = load_notion_settings().reply_schedule(10.0)
     assert (schedule.every, schedule.budget) == (10.0, 10)
     assert load_notion_settings().reply_schedule(0.5).every == 1.0  # one read per pass fits
+
+
+@pytest.mark.parametrize(("value", "pragma"), [(None, 1), ("normal", 1), ("FULL", 2)])
+def test_sqlite_sync_sets_how_durable_each_commit_is(
+    monkeypatch: pytest.MonkeyPatch, clean: Path, value: str | None, pragma: int
+) -> None:
+    """The worker's database commits with SQLite's synchronous NORMAL (1) or FULL (2)."""
+    from sqlalchemy import text
+
+    from factory.cli.runtime import open_runtime
+
+    monkeypatch.setenv("NFACTORY_DATABASE_URL", f"sqlite:///{clean / 'db.sqlite'}")
+    monkeypatch.setenv("NFACTORY_WORKFLOWS", str(REPO / "workflows"))
+    if value is not None:
+        monkeypatch.setenv("NFACTORY_SQLITE_SYNC", value)
+    runtime = open_runtime(load_settings())
+    try:
+        with runtime.db.connect() as conn:
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == pragma
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    finally:
+        runtime.db.dispose()
+
+
+def test_a_bad_sqlite_sync_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NFACTORY_SQLITE_SYNC", "sometimes")
+    with pytest.raises(SettingsError, match=r"^NFACTORY_SQLITE_SYNC: .*'normal' or 'full'"):
+        load_settings()

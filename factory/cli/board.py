@@ -79,7 +79,7 @@ def doctor() -> None:
     checks: list[Check] = []
     db = None
     try:
-        db = open_database(engine_settings.database_url)
+        db = open_database(engine_settings.database_url, engine_settings.sqlite_sync)
         ping(db)
         checks.append(Check("database", True, db.url.render_as_string(hide_password=True)))
     except Exception as exc:

@@ -45,7 +45,7 @@ def refuse_to_work(settings: Settings, catalog: Catalog) -> None:
 def open_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
     set_cancel_grace(settings.cancel_grace_seconds)
-    db = open_database(settings.database_url)
+    db = open_database(settings.database_url, settings.sqlite_sync)
     catalog = load_factories(settings.workflows)
     engine = Engine(db, catalog.factories, engine_config(settings), clock, catalog.unloaded)
     return Runtime(settings, db, catalog, engine, LocalBoard(db, clock))

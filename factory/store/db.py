@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from factory.files import ensure_private_file
 
@@ -24,31 +26,77 @@ class DatabaseError(RuntimeError):
     """The database cannot be opened or migrated; the message says which and why."""
 
 
-def make_engine(url: str) -> Database:
-    """A database for `url`; SQLite files (and their folder) are created on first use."""
+SQLITE_SYNC = ("normal", "full")
+
+
+def make_engine(url: str, sqlite_sync: str = "normal") -> Database:
+    """A database for `url`; SQLite files (and their folder) are created on first use.
+
+    `sqlite_sync` is SQLite's `synchronous` in WAL mode (NFACTORY_SQLITE_SYNC): "normal"
+    makes each commit durable against a crash of the process, "full" against a power loss
+    or an OS crash too (an fsync per commit)."""
+    if sqlite_sync not in SQLITE_SYNC:
+        raise DatabaseError(
+            f"NFACTORY_SQLITE_SYNC is {sqlite_sync!r}; use one of {', '.join(SQLITE_SYNC)}"
+        )
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
         raise DatabaseError(f"NFACTORY_DATABASE_URL {url!r} is not a database URL: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database)
+        return _sqlite_engine(url, parsed.database, sqlite_sync)
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             url = str(parsed.set(drivername="postgresql+psycopg"))
         try:
-            return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            db = create_engine(url, pool_size=10, max_overflow=10)
         except ImportError as exc:  # the driver is an extra: SQLite users need none
             raise DatabaseError(
                 f"NFACTORY_DATABASE_URL is a PostgreSQL URL but its driver {exc.name!r} is not "
                 "installed: pip install 'notion-factory[postgres]' (psycopg, for postgresql://)"
             ) from None
+        _ping_when_idle(db)
+        return db
     raise DatabaseError(
         f"NFACTORY_DATABASE_URL uses {parsed.get_backend_name()!r}; "
         "notion-factory supports sqlite:/// and postgresql:// URLs"
     )
 
 
-def _sqlite_engine(url: str, database: str | None) -> Database:
+# A pooled connection unused this long is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _ping_when_idle(db: Database) -> None:
+    """SQLAlchemy's pool_pre_ping, for connections that sat idle in the pool only.
+
+    pool_pre_ping costs a round trip on every checkout: with one transaction per
+    transition, a third of a busy worker's round trips. A connection that has been in use
+    moments ago is alive; one idle for a while may have been closed by the server (a
+    restart, an idle timeout, a proxy), and is pinged and replaced if dead, as before.
+    A connection that dies within the idle window fails the one transaction that uses it;
+    SQLAlchemy then discards the pool's connections, and the worker tries again later.
+    """
+
+    @event.listens_for(db, "checkin")
+    def _checked_in(_dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(db, "checkout")
+    def _checked_out(dbapi_conn, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # new, or in use moments ago
+        try:
+            alive = db.dialect.do_ping(dbapi_conn)
+        except Exception:
+            alive = False
+        if not alive:
+            # the pool discards this connection and checks out another (a new one)
+            raise DisconnectionError("a pooled connection idle for a while is closed")
+
+
+def _sqlite_engine(url: str, database: str | None, sync: str) -> Database:
     if database and database != ":memory:" and not database.startswith("file:"):
         # created by us before SQLite does, so owner-only; its -wal and -shm files
         # take the same permissions
@@ -65,14 +113,18 @@ def _sqlite_engine(url: str, database: str | None) -> Database:
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA synchronous={sync.upper()}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
-    @event.listens_for(db, "begin")
-    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin_immediate(pooled) -> None:  # type: ignore[no-untyped-def]
+        # the dialect's own begin (a no-op for pysqlite), so that a failure is wrapped
+        # and handled as any statement's; straight to the driver, as a statement through
+        # SQLAlchemy costs several times more, and every transaction begins here
+        pooled.driver_connection.execute("BEGIN IMMEDIATE")
+
+    db.dialect.do_begin = _begin_immediate  # type: ignore[method-assign]
 
     return db
 
@@ -92,8 +144,8 @@ def migrate(db: Database) -> None:
         raise DatabaseError(f"cannot migrate database {where}: {exc}") from exc
 
 
-def open_database(url: str) -> Database:
-    db = make_engine(url)
+def open_database(url: str, sqlite_sync: str = "normal") -> Database:
+    db = make_engine(url, sqlite_sync)
     migrate(db)
     return db
 

@@ -1,0 +1,114 @@
+"""What one transition costs the database, counted (never timed): the hot path stays lean.
+
+Counts do not depend on the machine's load, so they can be asserted: a transition is one
+transaction of four statements (the lease-guarded task update that returns the row, the
+run update, the transition row, the outbox rows), with no read of the task between
+transitions and, on PostgreSQL, no ping of a connection in use moments ago.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from factory import define_factory, done, orchestrate
+from factory.clock import SystemClock
+from factory.engine import Engine, EngineConfig
+from factory.store.db import Database
+from tests.engine.helpers import new_task, path
+
+
+def chain(steps: int) -> Any:
+    """`steps` no-op states, each a sync select naming the next."""
+    states: dict[str, Any] = {
+        f"s{i}": orchestrate(select=lambda inp: "next", on={"next": f"s{i + 1}"})
+        for i in range(steps - 1)
+    }
+    states[f"s{steps - 1}"] = orchestrate(select=lambda inp: "next", on={"next": "end"})
+    return define_factory(id=f"chain{steps}", start="s0", states=states | {"end": done()})
+
+
+@pytest.fixture
+def calls(db: Database) -> Iterator[Counter[str]]:
+    """Statements, BEGINs, commits, rollbacks and pool pings sent to `db`, counted."""
+    seen: Counter[str] = Counter()
+
+    def statement(*args: object) -> None:
+        seen["statements"] += 1
+
+    counters = {
+        "before_cursor_execute": statement,
+        "begin": lambda conn: seen.update(["begins"]),
+        "commit": lambda conn: seen.update(["commits"]),
+        "rollback": lambda conn: seen.update(["rollbacks"]),
+    }
+    for name, fn in counters.items():
+        event.listen(db, name, fn)
+    ping = db.dialect.do_ping
+
+    def counted_ping(dbapi_connection: Any) -> bool:
+        seen["pings"] += 1
+        return ping(dbapi_connection)
+
+    db.dialect.do_ping = counted_ping  # type: ignore[method-assign]
+    yield seen
+    for name, fn in counters.items():
+        event.remove(db, name, fn)
+    db.dialect.do_ping = ping  # type: ignore[method-assign]
+
+
+async def test_a_transition_is_one_transaction_of_four_statements(
+    db: Database, calls: Counter[str]
+) -> None:
+    """Two cards of 10 and 30 no-op transitions, each in one tick: what the longer tick
+    costs beyond the shorter, per extra transition, is what one transition costs."""
+    short, long = chain(10), chain(30)
+    config = EngineConfig(
+        "w1", lease_seconds=300, cancel_check_seconds=300, max_transitions_per_tick=50
+    )
+    engine = Engine(db, {short.id: short, long.id: long}, config, SystemClock())
+    spent = []
+    for factory, steps in ((short, 10), (long, 30)):
+        tid = new_task(db, factory.id)
+        before = Counter(calls)
+        report = await engine.tick(tid)
+        spent.append(Counter(calls) - before)
+        assert (report.outcome, report.transitions) == ("finished", steps)
+        assert path(db, tid)[-1] == (f"s{steps - 1}", "end", "orchestrate.select")
+    kinds = ("statements", "begins", "commits", "rollbacks", "pings")
+    per_transition = {k: (spent[1][k] - spent[0][k]) / 20 for k in kinds}
+    assert per_transition == {
+        "statements": 4,  # task (lease guard, RETURNING), run, transition row, outbox rows
+        "begins": 1,
+        "commits": 1,
+        "rollbacks": 0,  # no read between transitions
+        "pings": 0,  # no pre-ping of a connection in use moments ago
+    }
+
+
+@pytest.mark.postgres
+def test_a_connection_the_server_closed_while_it_sat_idle_is_replaced(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No pre-ping on a busy pool, yet a pooled connection the server closed meanwhile (a
+    restart, an idle timeout) is still found out and replaced before anyone uses it."""
+    from sqlalchemy import text
+
+    from factory.store import db as db_module
+
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    db, admin = db_module.make_engine(pg_url), db_module.make_engine(pg_url)
+    try:
+        with db.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        with admin.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+        with db.begin() as conn:  # the pool's one connection is dead: a new one serves
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
+    finally:
+        db.dispose()
+        admin.dispose()
