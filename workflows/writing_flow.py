@@ -1,7 +1,7 @@
 """Writing, as a flow: draft, polish in a loop, then rounds of "approve or revise" review.
 
 The flow-style twin of `writing` (which is a state table): the same kind of
-draft, review and publish agents (copied, so each module stands alone),
+draft and review agents (imported from its neighbour) and publish agent,
 composed with `flow`, `step`, `loop`, `write`, `ask` and `decide` instead of a
 table of states. A reply that is neither
 "approve" nor "revise ..." is asked again ("Please reply with approve or
@@ -29,39 +29,13 @@ from factory import (
     write,
 )
 
-SECTIONS = ("Summary", "Details", "Next steps")
+from .writing import draft, missing_sections, review  # a neighbour module, as any folder may
+
 MAX_ROUNDS = 3
 QUESTION = (
     "The draft is ready (see the page). Reply 'approve' to publish it, "
     "or 'revise' followed by what to change."
 )
-
-
-def draft(inp: AgentInput) -> dict[str, object]:
-    text = f"# {inp.title}\n\n## Summary\n{inp.prompt or inp.title}\n"
-    return {"status": "done", "data": {"draft": text, "revisions": 0}, "message": "first draft"}
-
-
-def missing_sections(text: str) -> list[str]:
-    return [s for s in SECTIONS if f"## {s}" not in text]
-
-
-def review(inp: AgentInput) -> dict[str, object]:
-    """Add the first missing section: one revision per loop iteration."""
-    text = str(inp.ctx["draft"])
-    missing = missing_sections(text)
-    section = missing[0] if missing else ""
-    if section:
-        text += f"\n## {section}\n" + {
-            "Details": "What changes, for whom, and why now.",
-            "Next steps": "- Agree on scope\n- Schedule the work",
-        }.get(section, "")
-    revisions = int(str(inp.ctx.get("revisions", 0))) + 1
-    return {
-        "status": "done",
-        "data": {"draft": text, "revisions": revisions},
-        "message": f"revision {revisions}: {section or 'nothing'} added",
-    }
 
 
 def publish(inp: AgentInput) -> dict[str, object]:
