@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -17,6 +17,7 @@ from factory.cli.common import (
     board_for,
     command,
     err,
+    find_card,
     notion_settings,
     now,
     out,
@@ -27,12 +28,11 @@ from factory.cli.common import (
 )
 from factory.cli.runtime import Runtime
 from factory.cli.start import start
+from factory.cli.tasks_view import history, status
 from factory.cli.workspaces import workspaces_app
 from factory.cycle import CycleReport, run_cycle, run_task
-from factory.effects import StateEffect
 from factory.settings import load_settings
 from factory.statuses import TaskStatus
-from factory.store import progress as progress_store
 from factory.store import repo
 from factory.store.local_comments import add_reply
 from factory.terminal import SafeFormatter, shown
@@ -49,6 +49,8 @@ app.add_typer(board_app, name="board")
 app.add_typer(workspaces_app, name="workspaces")
 app.command()(command(doctor))
 app.command()(command(start))
+app.command()(command(status))
+app.command()(command(history))
 
 
 def _problems_line(rt: Runtime) -> None:
@@ -131,7 +133,7 @@ def task_reply(
         raise ValueError("on a Notion board, reply with a comment on the card in Notion")
     rt = runtime()
     with rt.db.connect() as conn:
-        task_id = repo.find_task(conn, task).id
+        task_id = find_card(conn, task).id
     add_reply(rt.db, task_id, text, author, now())
     out.print(f"reply recorded for {task_id}; `nfactory tick` resumes it")
 
@@ -144,7 +146,7 @@ def task_cancel(task: TaskOpt) -> None:
     rt = runtime()
     at = now()
     with rt.db.begin() as conn:
-        found = repo.find_task(conn, task)
+        found = find_card(conn, task)
         asked = repo.request_cancel(conn, found.id, at, by="`nfactory task cancel`")
         current = repo.get_task(conn, found.id)
     if not asked:
@@ -202,14 +204,14 @@ async def _find_or_take_in(rt: Runtime, ref: str) -> str:
     """A task by id, or a Notion card not yet taken in (the board is polled once for it)."""
     try:
         with rt.db.connect() as conn:
-            return repo.find_task(conn, ref).id
+            return find_card(conn, ref).id
     except repo.NotFound:
         if not notion_settings().board_configured:
             raise
     async with board_for(rt) as board:
         await board.poll(rt.engine.factories, rt.engine.clock.now(), rt.engine.unloaded)
     with rt.db.connect() as conn:
-        return repo.find_task(conn, ref).id
+        return find_card(conn, ref).id
 
 
 def _print_cycle(rt: Runtime, report: CycleReport) -> None:
@@ -236,86 +238,6 @@ def _print_cycle(rt: Runtime, report: CycleReport) -> None:
         f"{d.parked} parked",
         highlight=False,
     )
-
-
-def _column(state: dict[str, Any] | None) -> str | None:
-    """The column a card's last delivered state effect put it in (None: none delivered)."""
-    return None if state is None else StateEffect.from_payload(state).column
-
-
-@app.command()
-@command
-def status(as_json: JsonOpt = False) -> None:
-    """A table of tasks: factory, state, board column, attempts, last error, updated."""
-    rt = runtime()
-    with rt.db.connect() as conn:
-        rows = repo.list_tasks(conn)
-        progress = progress_store.lines(conn)
-    docs = [
-        {
-            "id": r["id"],
-            "title": r["title"],
-            "board": r["board_id"],
-            "factory": r["factory_id"],
-            "status": r["status"],
-            "step": r["step"],
-            "column": _column(r["board_state"]),
-            "attempts": r["run_attempt"] or 0,
-            "transitions": r["run_transitions"] or 0,
-            "last_error": r["last_error"],
-            "progress": progress[r["id"]][1] if r["id"] in progress else None,
-            "updated_at": r["updated_at"],
-        }
-        for r in rows
-    ]
-    if as_json:
-        print_json({"tasks": docs})
-        return
-    table = Table(
-        "task", "title", "factory", "state", "column", "attempts", "last error", "updated"
-    )
-    if any(d["progress"] for d in docs):
-        table.add_column("progress")
-    for d in docs:
-        table.add_row(
-            d["id"][:8],
-            shown(d["title"]),
-            shown(d["factory"]),
-            shown(f"{d['status']} ({d['step']})" if d["step"] else d["status"]),
-            shown(d["column"] or "-"),
-            str(d["attempts"]),
-            shown((d["last_error"] or "")[:60]),
-            f"{d['updated_at']:%Y-%m-%d %H:%M:%S}",
-            *([shown((d["progress"] or "")[:60])] if len(table.columns) > 8 else []),
-        )
-    out.print(table)
-
-
-@app.command()
-@command
-def history(task: TaskOpt, as_json: JsonOpt = False) -> None:
-    """The transition log of a task."""
-    rt = runtime()
-    with rt.db.connect() as conn:
-        task_id = repo.find_task(conn, task).id
-        rows = repo.history(conn, task_id)
-    if as_json:
-        print_json({"task_id": task_id, "transitions": rows})
-        return
-    table = Table("#", "from", "to", "event", "reason", "attempt", "iter", "at", "note")
-    for r in rows:
-        table.add_row(
-            str(r["seq"]),
-            shown(r["from_state"]),
-            shown(r["to_state"]),
-            shown(r["event"]),
-            shown(r["reason"]),
-            str(r["attempt"]),
-            "" if r["loop_iteration"] is None else str(r["loop_iteration"]),
-            f"{r['committed_at']:%H:%M:%S}",
-            shown((r["error"] or r["message"] or "")[:60]),
-        )
-    out.print(table)
 
 
 @app.command()

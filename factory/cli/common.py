@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy import Connection
 
 from factory.board_protocol import Board
 from factory.cli.runtime import Runtime, open_runtime, refuse_to_work
@@ -24,6 +25,7 @@ from factory.store.leases import LeaseHeld
 from factory.terminal import shown
 from factory.validate import FactoryError
 from integrations.notion.errors import NotionError
+from integrations.notion.page_refs import card_ref
 from integrations.notion.settings import NotionSettings, load_notion_settings
 
 out = Console()
@@ -41,7 +43,13 @@ EXPECTED = (
 F = TypeVar("F", bound=Callable[..., Any])
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
-TaskOpt = Annotated[str, typer.Option("--task", help="Task id (or a unique prefix of it).")]
+TaskOpt = Annotated[
+    str,
+    typer.Option(
+        "--task",
+        help="The card: its task id, the short id `status` shows, its page id or Notion URL.",
+    ),
+]
 
 
 def command(fn: F) -> F:
@@ -65,6 +73,11 @@ def one_line(exc: BaseException) -> str:
     """The reason on one line: database drivers report over several and add a docs link."""
     lines = (line.strip() for line in str(exc).splitlines())
     return " ".join(x for x in lines if x and not x.startswith("(Background on this error"))
+
+
+def find_card(conn: Connection, text: str) -> repo.TaskRow:
+    """The task a person named: task id or prefix, card page id (dashes optional) or URL."""
+    return repo.find_task(conn, card_ref(text))
 
 
 def runtime() -> Runtime:
