@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from importlib.metadata import version as package_version
 from typing import Annotated
 
 import typer
@@ -41,7 +42,6 @@ from factory.unknown import failures
 app = typer.Typer(
     help="Drive Notion board cards through durable Python state machines.",
     no_args_is_help=True,
-    add_completion=False,
 )
 task_app = typer.Typer(help="Create cards and answer them.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
@@ -51,6 +51,24 @@ app.command()(command(doctor))
 app.command()(command(start))
 app.command()(command(status))
 app.command()(command(history))
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        out.print(f"nfactory {package_version('notion-factory')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Drive Notion board cards through durable Python state machines."""
 
 
 def _problems_line(rt: Runtime) -> None:

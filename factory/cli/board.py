@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from factory import worktrees
-from factory.cli.common import command, err, notion_settings, now, out
+from factory.cli.common import JsonOpt, command, err, notion_settings, now, out, print_json
 from factory.loader import Catalog, load_factories
 from factory.redact import redact
 from factory.settings import load_settings
@@ -68,7 +68,7 @@ def board_setup(
     out.print(f"board {shown(result.board.title)!r} is ready ({result.board.data_source_id})")
 
 
-def doctor() -> None:
+def doctor(as_json: JsonOpt = False) -> None:
     """Check token, board, schema, comment access, database and factories; say what to fix."""
     from integrations.notion.setup import Check, notion_checks
     from integrations.notion.wiring import make_client
@@ -110,10 +110,21 @@ def doctor() -> None:
                 )
 
         checks += asyncio.run(remote())
-    for check in checks:
-        mark = "[green]OK[/green]  " if check.ok else "[red]FIX[/red] "
-        detail = shown(redact(check.detail))
-        out.print(f"{mark} {check.name:<10} {detail}", highlight=False)
+    if as_json:
+        # the same checks as the text, as data; secrets redacted alike
+        print_json(
+            {
+                "ok": all(c.ok for c in checks),
+                "checks": [
+                    {"name": c.name, "ok": c.ok, "detail": redact(c.detail)} for c in checks
+                ],
+            }
+        )
+    else:
+        for check in checks:
+            mark = "[green]OK[/green]  " if check.ok else "[red]FIX[/red] "
+            detail = shown(redact(check.detail))
+            out.print(f"{mark} {check.name:<10} {detail}", highlight=False)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
 
