@@ -144,16 +144,34 @@ def task_create(
 def task_reply(
     task: TaskOpt,
     text: Annotated[str, typer.Option("--text", help="The reply, as a person would comment.")],
-    author: Annotated[str, typer.Option("--author", help="Who is replying.")] = "you",
+    author: Annotated[
+        str, typer.Option("--author", help="Who is replying (local board only).")
+    ] = "you",
 ) -> None:
-    """Answer a card waiting in feedback on the local board; the next tick resumes it."""
-    if notion_settings().board_configured:
-        raise ValueError("on a Notion board, reply with a comment on the card in Notion")
+    """Answer a card waiting in Feedback: on the local board, or on an emulator board as
+    its person (a comment); the next tick resumes it. On Notion, comment in Notion."""
     rt = runtime()
     with rt.db.connect() as conn:
-        task_id = find_card(conn, task).id
-    add_reply(rt.db, task_id, text, author, now())
-    out.print(f"reply recorded for {task_id}; `nfactory tick` resumes it")
+        found = find_card(conn, task)
+    settings = notion_settings()
+    if settings.board_configured:
+        from factory.cli.emulated import comment_as_person, is_emulator
+        from integrations.notion.page_refs import page_url
+
+        url = page_url(found.title, found.external_id or "")
+        if found.external_id is None or not is_emulator(settings.notion_base_url):
+            raise ValueError(
+                f"on Notion, replies are made in Notion's comments: comment on the card {url}"
+            )
+        comment_as_person(settings.notion_base_url, found.external_id, text)
+        out.print(
+            f"commented on {found.id[:8]} ({url}) as the emulator's person; "
+            "the next `nfactory tick` (or the worker) resumes it",
+            highlight=False,
+        )
+        return
+    add_reply(rt.db, found.id, text, author, now())
+    out.print(f"reply recorded for {found.id}; `nfactory tick` resumes it")
 
 
 @task_app.command("cancel")

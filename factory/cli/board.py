@@ -37,7 +37,8 @@ def board_setup(
         str, typer.Option("--title", help="Title of a new board.")
     ] = "notion-factory board",
 ) -> None:
-    """Create a board, or check and repair the one NOTION_BOARD_ID names."""
+    """Create a board (or find the one of that title under --parent-page), or check and
+    repair the one NOTION_BOARD_ID names; prints the board id to set."""
     from integrations.notion.setup import setup_board
     from integrations.notion.wiring import make_client
 
@@ -55,17 +56,28 @@ def board_setup(
             )
 
     result = asyncio.run(work())
+    board = result.board
+    named = f"board {shown(board.title)!r}"
     if result.created:
-        out.print(f"created board {shown(result.board.title)!r}")
-        out.print(f"set NOTION_BOARD_ID={result.board.database_id} (in .env or the environment)")
-        return
+        out.print(f"created {named} under page {shown(parent_page or '')}", highlight=False)
+    elif result.found:
+        out.print(
+            f"found {named} already under page {shown(parent_page or '')}: "
+            "using it, no second board created",
+            highlight=False,
+        )
     for fixed in result.repaired:
         out.print(f"repaired: {shown(fixed)}", highlight=False)
     for problem in result.remaining:
         err.print(f"[red]cannot repair:[/red] {shown(str(problem))}", highlight=False)
     if result.remaining:
         raise typer.Exit(1)
-    out.print(f"board {shown(result.board.title)!r} is ready ({result.board.data_source_id})")
+    if not result.created:
+        out.print(f"{named} is ready", highlight=False)
+    # the data source id: the board id `doctor`, `status` and the worker's log show
+    out.print(f"NOTION_BOARD_ID={board.data_source_id}", highlight=False)
+    if result.created or result.found:
+        out.print("set it in .env or the environment", highlight=False)
 
 
 def doctor(as_json: JsonOpt = False) -> None:
