@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -62,11 +63,24 @@ def command(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except EXPECTED as exc:
-            line = shown(redact(one_line(exc)))
-            err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+            if _errors_to_log:
+                logging.getLogger("nfactory").error("%s", redact(one_line(exc)))
+            else:
+                line = shown(redact(one_line(exc)))
+                err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+_errors_to_log = False
+
+
+def set_error_log(on: bool) -> None:
+    """A command's one-line failure goes to the log (`start --log-format json`: every line
+    on stderr is then one JSON object) instead of the console."""
+    global _errors_to_log
+    _errors_to_log = on
 
 
 def one_line(exc: BaseException) -> str:
