@@ -15,6 +15,8 @@ _DASHED = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _PATH_ID = re.compile(rf"(?:{_DASHED.pattern}|{_HEX32.pattern})$")
 # Where people copy page links from: the app, published sites, the newer app host.
 _HOSTS = ("notion.so", "notion.site", "notion.com")
+# a link pasted without its scheme: www.notion.so/Title-<id>
+_BARE_LINK = re.compile(r"^(?:[\w-]+\.)*notion\.(?:so|site|com)/", re.IGNORECASE)
 
 
 def dashed(hex32: str) -> str:
@@ -33,13 +35,17 @@ def card_ref(text: str) -> str:
     ref = text.strip()
     if not ref:
         raise ValueError("the card reference is empty: give a task id, page id or page URL")
-    if "://" not in ref and "/" not in ref:
+    if "://" not in ref and not _BARE_LINK.match(ref):
         if _HEX32.fullmatch(ref):
             return dashed(ref)
         if _DASHED.fullmatch(ref):
             return ref.lower()
         return ref
-    parts = urlsplit(ref if "://" in ref else f"https://{ref}")
+    try:
+        parts = urlsplit(ref if "://" in ref else f"https://{ref}")
+        parts.port  # noqa: B018  (a malformed port raises only when read)
+    except ValueError:
+        raise ValueError(f"{ref!r} is not a Notion page URL (it does not parse)") from None
     host = (parts.hostname or "").lower()
     if not any(host == h or host.endswith(f".{h}") for h in _HOSTS):
         raise ValueError(f"{text.strip()!r} is not a Notion page URL (host {host or 'missing'})")

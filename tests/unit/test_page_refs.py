@@ -34,6 +34,7 @@ def test_a_copied_page_link_names_its_page(
     link = f"{host}{workspace}/{page_url(title, str(page)).rsplit('/', 1)[1]}"
     assert card_ref(link) == str(page)
     assert card_ref(f"  {link}?pvs=4\n") == str(page)
+    assert card_ref(link.split("://", 1)[1]) == str(page)  # pasted without its scheme
 
 
 @given(board=page_ids, view=page_ids, page=page_ids, upper=st.booleans())
@@ -66,6 +67,7 @@ def test_task_ids_and_prefixes_are_kept_as_typed(text: str) -> None:
         ("https://example.com/Page-" + "a" * 32, "not a Notion page URL"),
         ("https://www.notion.so/Just-a-title", "no page id in the URL"),
         ("https://www.notion.so/", "no page id in the URL"),
+        ("https://[/x]", "does not parse"),
     ],
 )
 def test_what_names_no_card_says_why(text: str, says: str) -> None:
