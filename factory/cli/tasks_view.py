@@ -109,7 +109,13 @@ def status(as_json: JsonOpt = False, task: OneCardOpt = None, wide: WideOpt = Fa
         and (c.name != "url" or any(d["url"] for d in docs))
     ]
     links = [d["url"] for d in docs]
-    _print(every, cells, links, wide)
+    cols = _print(every, cells, links, wide)
+    if "url" in {c.name for c in every} - {c.name for c in cols}:
+        # too narrow for a url column: each card's link on a line of its own, by its short id
+        for d in docs:
+            if d["url"]:
+                line = Text.assemble(short_id(d["id"], d["url"]), "  ", d["url"])
+                out.print(line, soft_wrap=True)  # a link is never broken over lines
 
 
 def history(task: TaskOpt, as_json: JsonOpt = False, wide: WideOpt = False) -> None:
@@ -133,7 +139,7 @@ def history(task: TaskOpt, as_json: JsonOpt = False, wide: WideOpt = False) -> N
     head = Text.assemble(short_id(found.id, url), "  ", visible(found.title))
     if url:
         head.append(f"  {url}", style="dim")
-    out.print(head, highlight=False)
+    out.print(head, highlight=False, soft_wrap=True)
     cells = [
         {
             "#": str(r["seq"]),
@@ -166,7 +172,7 @@ HISTORY_COLS = [
 
 def _print(
     every: list[Col], cells: list[dict[str, str]], links: list[str | None], wide: bool
-) -> None:
+) -> list[Col]:
     """The table of the columns that fit the terminal (all with `wide`), then what was
     left out. The first column's cells link to `links` where the terminal shows links."""
     every = sized(every, cells)
@@ -178,10 +184,11 @@ def _print(
             shown_cells[0].stylize(Style(link=link))
         t.add_row(*shown_cells)
     print_table(out, t, wide=wide)
-    left_out = dropped(cols, every)
+    left_out = [name for name in dropped(cols, every) if name != "url"]  # listed below
     if left_out:
         out.print(
             f"[dim]not shown at {out.width} columns: {', '.join(left_out)} "
             "(--wide shows all)[/dim]",
             highlight=False,
         )
+    return cols
