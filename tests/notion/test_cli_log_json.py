@@ -51,8 +51,16 @@ def test_uvicorns_lines_are_json_too(emulator: EmulatorServer, tmp_path: Path) -
         while "webhooks on" not in err.read_text():
             assert worker.poll() is None and time.monotonic() < deadline, err.read_text()
             time.sleep(0.2)
-        # what uvicorn itself logs: a request that is not HTTP
-        with socket.create_connection(("127.0.0.1", port)) as conn:
+        # what uvicorn itself logs: a request that is not HTTP (once it listens: the log
+        # line comes as its server starts)
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", port))
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, err.read_text()
+                time.sleep(0.1)
+        with conn:
             conn.sendall(b"\x16\x03\x01 not http at all\r\n\r\n")
             conn.recv(1024)
         while "Invalid HTTP request" not in err.read_text():
