@@ -168,6 +168,7 @@ def task_reply(
             f"commented on {found.id[:8]} ({url}) as the emulator's person; "
             "the next `nfactory tick` (or the worker) resumes it",
             highlight=False,
+            soft_wrap=True,  # the link stays whole
         )
         return
     add_reply(rt.db, found.id, text, author, now())

@@ -59,12 +59,17 @@ def board_setup(
     board = result.board
     named = f"board {shown(board.title)!r}"
     if result.created:
-        out.print(f"created {named} under page {shown(parent_page or '')}", highlight=False)
+        out.print(
+            f"created {named} under page {shown(parent_page or '')}",
+            highlight=False,
+            soft_wrap=True,
+        )
     elif result.found:
         out.print(
             f"found {named} already under page {shown(parent_page or '')}: "
             "using it, no second board created",
             highlight=False,
+            soft_wrap=True,
         )
     for fixed in result.repaired:
         out.print(f"repaired: {shown(fixed)}", highlight=False)
