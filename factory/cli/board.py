@@ -39,7 +39,7 @@ def board_setup(
 ) -> None:
     """Create a board (or find the one of that title under --parent-page), or check and
     repair the one NOTION_BOARD_ID names; prints the board id to set."""
-    from integrations.notion.setup import setup_board
+    from integrations.notion.setup import board_setting, setup_board
     from integrations.notion.wiring import make_client
 
     settings = notion_settings()
@@ -79,8 +79,8 @@ def board_setup(
         raise typer.Exit(1)
     if not result.created:
         out.print(f"{named} is ready", highlight=False)
-    # the data source id: the board id `doctor`, `status` and the worker's log show
-    out.print(f"NOTION_BOARD_ID={board.data_source_id}", highlight=False)
+    # the board id `doctor` and the worker's log show
+    out.print(f"NOTION_BOARD_ID={board_setting(board)}", highlight=False)
     if result.created or result.found:
         out.print("set it in .env or the environment", highlight=False)
 

@@ -160,7 +160,7 @@ async def _serve(  # type: ignore[no-untyped-def]
         log.info(
             "worker %s started: board %s, %d factories, concurrency %d, poll every %.0fs",
             rt.settings.worker_id,
-            board.id,
+            notion_settings().notion_board_id or board.id,  # as set: as doctor names it
             len(rt.engine.factories),
             config.concurrency,
             config.poll_seconds,

@@ -72,6 +72,20 @@ async def setup_board(
     return SetupResult(board, False, repaired, remaining, found)
 
 
+def board_label(board: BoardRef) -> str:
+    """How setup and doctor name a board: the id NOTION_BOARD_ID is set to (the database's,
+    which opens the board in one request), then its data source."""
+    if board.database_id is None:
+        return board.data_source_id
+    return f"{board.database_id}, data source {board.data_source_id}"
+
+
+def board_setting(board: BoardRef) -> str:
+    """What NOTION_BOARD_ID should be: the database id (it is in the board's URL), else the
+    data source's."""
+    return board.database_id or board.data_source_id
+
+
 async def boards_titled(client: NotionClient, parent_page: str, title: str) -> list[str]:
     """The database ids of the boards (child databases) titled `title` on the page."""
     children = await client.list_children_all(parent_page)
@@ -118,7 +132,7 @@ async def notion_checks(
     try:
         board = await resolve_board(client, board_id)
         source = await client.retrieve_data_source(board.data_source_id)
-        checks.append(Check("board", True, f"{board.title or 'untitled'} ({board.data_source_id})"))
+        checks.append(Check("board", True, f"{board.title or 'untitled'} ({board_label(board)})"))
     except NotionError as exc:
         if remember is not None and exc.status == 404:
             await remember(None, me["id"])

@@ -56,12 +56,10 @@ def test_setup_twice_under_a_page_finds_the_board_and_prints_the_id_others_show(
     checked = cli(tmp_path, env, "board", "setup")
     assert checked.returncode == 0 and board_id_of(checked.stdout) == board, checked.stdout
     doctor = cli(tmp_path, env, "doctor")
-    assert re.search(rf"OK\s+board\s+Work \({board}\)", doctor.stdout), doctor.stdout
-    made = cli(tmp_path, env, "task", "create", "--factory", "triage", "--title", "Crash")
-    assert made.returncode == 0, made.stderr
-    assert cli(tmp_path, env, "tick").returncode == 0
-    (task,) = json.loads(cli(tmp_path, env, "status", "--json").stdout)["tasks"]
-    assert task["board"] == board
+    assert re.search(rf"OK\s+board\s+Work \({board}, data source ", doctor.stdout), doctor.stdout
+    ws = emulator.workspace
+    with ws.lock:  # the database's id: the one in the board's Notion URL
+        assert isinstance(ws.nodes[board], Database)
 
     # a different title is a different board; two of one title are refused, not guessed
     other = cli(tmp_path, env, "board", "setup", "--parent-page", root, "--title", "Other")
