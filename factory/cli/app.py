@@ -163,6 +163,12 @@ def task_reply(
             raise ValueError(
                 f"on Notion, replies are made in Notion's comments: comment on the card {url}"
             )
+        if not text.strip():
+            raise ValueError("the reply is empty")
+        if found.status != TaskStatus.feedback:
+            raise ValueError(
+                f"task {found.id} is {found.status}, not waiting for feedback; nothing to reply to"
+            )
         comment_as_person(settings.notion_base_url, found.external_id, text)
         out.print(
             f"commented on {found.id[:8]} ({url}) as the emulator's person; "

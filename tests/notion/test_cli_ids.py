@@ -118,6 +118,10 @@ def test_a_card_is_named_by_task_id_page_id_or_url_and_answered_as_the_person(
     assert (plain_text(last.rich_text), last.created_by) == ("approve", person)
     assert cli(tmp_path, env, "tick").returncode == 0
     assert column(emulator, page) == "Done"
+    comments = len(emulator.workspace.comments_of(page))
+    late = cli(tmp_path, env, "task", "reply", "--task", page, "--text", "again")
+    assert late.returncode == 1 and "not waiting for feedback" in late.stderr, late.stderr
+    assert len(emulator.workspace.comments_of(page)) == comments  # nothing posted
 
     # on real Notion (anything not answering /_emulator/root) people reply in Notion
     with socket.socket() as s:
