@@ -96,3 +96,15 @@ def test_a_task_is_named_by_id_prefix_and_an_ambiguous_prefix_is_one_line(
     assert unknown.returncode == 1
     (line,) = unknown.stderr.strip().splitlines()
     assert "no task with id 'ffff0000'" in line and "URL" in line, line
+
+
+def test_version_and_shell_completion(cli: Cli) -> None:
+    from importlib.metadata import version
+
+    assert ok(cli("--version")).strip() == f"nfactory {version('notion-factory')}"
+    assert "--install-completion" in ok(cli("--help"))
+    script = ok(cli("--show-completion", "bash"))
+    assert "_nfactory_completion" in script and "complete " in script, script
+    # what the shell asks while a person types `nfactory sta<TAB>`
+    asked = cli(_NFACTORY_COMPLETE="complete_bash", COMP_WORDS="nfactory sta", COMP_CWORD="1")
+    assert asked.returncode == 0 and {"start", "status"} <= set(asked.stdout.split()), asked
