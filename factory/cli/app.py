@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -18,6 +19,7 @@ from factory.cli.common import (
     board_for,
     command,
     err,
+    find_card,
     notion_settings,
     now,
     out,
@@ -30,12 +32,11 @@ from factory.cli.graph import GraphFormat, find_factory, show_graph
 from factory.cli.runtime import Runtime
 from factory.cli.scaffold import new
 from factory.cli.start import start
+from factory.cli.tasks_view import history, status
 from factory.cli.workspaces import workspaces_app
 from factory.cycle import CycleReport, run_cycle, run_task
-from factory.effects import StateEffect
 from factory.settings import load_settings
 from factory.statuses import TaskStatus
-from factory.store import progress as progress_store
 from factory.store import repo
 from factory.store.local_comments import add_reply
 from factory.terminal import SafeFormatter, shown
@@ -44,7 +45,6 @@ from factory.unknown import failures
 app = typer.Typer(
     help="Drive Notion board cards through durable Python state machines.",
     no_args_is_help=True,
-    add_completion=False,
 )
 task_app = typer.Typer(help="Create cards and answer them.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
@@ -53,6 +53,26 @@ app.add_typer(workspaces_app, name="workspaces")
 app.command()(command(doctor))
 app.command()(command(start))
 app.command()(command(new))
+app.command()(command(status))
+app.command()(command(history))
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        out.print(f"nfactory {package_version('notion-factory')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Drive Notion board cards through durable Python state machines."""
 
 
 def _problems_line(rt: Runtime) -> None:
@@ -147,16 +167,40 @@ def task_create(
 def task_reply(
     task: TaskOpt,
     text: Annotated[str, typer.Option("--text", help="The reply, as a person would comment.")],
-    author: Annotated[str, typer.Option("--author", help="Who is replying.")] = "you",
+    author: Annotated[
+        str, typer.Option("--author", help="Who is replying (local board only).")
+    ] = "you",
 ) -> None:
-    """Answer a card waiting in feedback on the local board; the next tick resumes it."""
-    if notion_settings().board_configured:
-        raise ValueError("on a Notion board, reply with a comment on the card in Notion")
+    """Answer a card waiting in Feedback: on the local board, or on an emulator board as
+    its person (a comment); the next tick resumes it. On Notion, comment in Notion."""
     rt = runtime()
-    with rt.db.connect() as conn:
-        task_id = repo.find_task(conn, task).id
-    add_reply(rt.db, task_id, text, author, now())
-    out.print(f"reply recorded for {task_id}; `nfactory tick` resumes it")
+    found = find_card(rt.db, task)
+    settings = notion_settings()
+    if settings.board_configured:
+        from factory.cli.emulated import comment_as_person, is_emulator
+        from integrations.notion.page_refs import page_url
+
+        url = page_url(found.title, found.external_id or "")
+        if found.external_id is None or not is_emulator(settings.notion_base_url):
+            raise ValueError(
+                f"on Notion, replies are made in Notion's comments: comment on the card {url}"
+            )
+        if not text.strip():
+            raise ValueError("the reply is empty")
+        if found.status != TaskStatus.feedback:
+            raise ValueError(
+                f"task {found.id} is {found.status}, not waiting for feedback; nothing to reply to"
+            )
+        comment_as_person(settings.notion_base_url, found.external_id, text)
+        out.print(
+            f"commented on {found.id[:8]} ({url}) as the emulator's person; "
+            "the next `nfactory tick` (or the worker) resumes it",
+            highlight=False,
+            soft_wrap=True,  # the link stays whole
+        )
+        return
+    add_reply(rt.db, found.id, text, author, now())
+    out.print(f"reply recorded for {found.id}; `nfactory tick` resumes it")
 
 
 @task_app.command("cancel")
@@ -166,8 +210,8 @@ def task_cancel(task: TaskOpt) -> None:
     the card ends Cancelled, on the local board or a Notion board alike."""
     rt = runtime()
     at = now()
+    found = find_card(rt.db, task)
     with rt.db.begin() as conn:
-        found = repo.find_task(conn, task)
         asked = repo.request_cancel(conn, found.id, at, by="`nfactory task cancel`")
         current = repo.get_task(conn, found.id)
     if not asked:
@@ -224,15 +268,13 @@ async def _with_board(rt: Runtime, work):  # type: ignore[no-untyped-def]
 async def _find_or_take_in(rt: Runtime, ref: str) -> str:
     """A task by id, or a Notion card not yet taken in (the board is polled once for it)."""
     try:
-        with rt.db.connect() as conn:
-            return repo.find_task(conn, ref).id
+        return find_card(rt.db, ref).id
     except repo.NotFound:
         if not notion_settings().board_configured:
             raise
     async with board_for(rt) as board:
         await board.poll(rt.engine.factories, rt.engine.clock.now(), rt.engine.unloaded)
-    with rt.db.connect() as conn:
-        return repo.find_task(conn, ref).id
+    return find_card(rt.db, ref).id
 
 
 def _print_cycle(rt: Runtime, report: CycleReport) -> None:
@@ -259,86 +301,6 @@ def _print_cycle(rt: Runtime, report: CycleReport) -> None:
         f"{d.parked} parked",
         highlight=False,
     )
-
-
-def _column(state: dict[str, Any] | None) -> str | None:
-    """The column a card's last delivered state effect put it in (None: none delivered)."""
-    return None if state is None else StateEffect.from_payload(state).column
-
-
-@app.command()
-@command
-def status(as_json: JsonOpt = False) -> None:
-    """A table of tasks: factory, state, board column, attempts, last error, updated."""
-    rt = runtime()
-    with rt.db.connect() as conn:
-        rows = repo.list_tasks(conn)
-        progress = progress_store.lines(conn)
-    docs = [
-        {
-            "id": r["id"],
-            "title": r["title"],
-            "board": r["board_id"],
-            "factory": r["factory_id"],
-            "status": r["status"],
-            "step": r["step"],
-            "column": _column(r["board_state"]),
-            "attempts": r["run_attempt"] or 0,
-            "transitions": r["run_transitions"] or 0,
-            "last_error": r["last_error"],
-            "progress": progress[r["id"]][1] if r["id"] in progress else None,
-            "updated_at": r["updated_at"],
-        }
-        for r in rows
-    ]
-    if as_json:
-        print_json({"tasks": docs})
-        return
-    table = Table(
-        "task", "title", "factory", "state", "column", "attempts", "last error", "updated"
-    )
-    if any(d["progress"] for d in docs):
-        table.add_column("progress")
-    for d in docs:
-        table.add_row(
-            d["id"][:8],
-            shown(d["title"]),
-            shown(d["factory"]),
-            shown(f"{d['status']} ({d['step']})" if d["step"] else d["status"]),
-            shown(d["column"] or "-"),
-            str(d["attempts"]),
-            shown((d["last_error"] or "")[:60]),
-            f"{d['updated_at']:%Y-%m-%d %H:%M:%S}",
-            *([shown((d["progress"] or "")[:60])] if len(table.columns) > 8 else []),
-        )
-    out.print(table)
-
-
-@app.command()
-@command
-def history(task: TaskOpt, as_json: JsonOpt = False) -> None:
-    """The transition log of a task."""
-    rt = runtime()
-    with rt.db.connect() as conn:
-        task_id = repo.find_task(conn, task).id
-        rows = repo.history(conn, task_id)
-    if as_json:
-        print_json({"task_id": task_id, "transitions": rows})
-        return
-    table = Table("#", "from", "to", "event", "reason", "attempt", "iter", "at", "note")
-    for r in rows:
-        table.add_row(
-            str(r["seq"]),
-            shown(r["from_state"]),
-            shown(r["to_state"]),
-            shown(r["event"]),
-            shown(r["reason"]),
-            str(r["attempt"]),
-            "" if r["loop_iteration"] is None else str(r["loop_iteration"]),
-            f"{r['committed_at']:%H:%M:%S}",
-            shown((r["error"] or r["message"] or "")[:60]),
-        )
-    out.print(table)
 
 
 @app.command()

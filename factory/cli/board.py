@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from factory import worktrees
-from factory.cli.common import command, err, notion_settings, now, out
+from factory.cli.common import JsonOpt, command, err, notion_settings, now, out, print_json
 from factory.loader import Catalog, load_factories
 from factory.redact import redact
 from factory.settings import load_settings
@@ -37,8 +37,9 @@ def board_setup(
         str, typer.Option("--title", help="Title of a new board.")
     ] = "notion-factory board",
 ) -> None:
-    """Create a board, or check and repair the one NOTION_BOARD_ID names."""
-    from integrations.notion.setup import setup_board
+    """Create a board (or find the one of that title under --parent-page), or check and
+    repair the one NOTION_BOARD_ID names; prints the board id to set."""
+    from integrations.notion.setup import board_setting, setup_board
     from integrations.notion.wiring import make_client
 
     settings = notion_settings()
@@ -55,20 +56,36 @@ def board_setup(
             )
 
     result = asyncio.run(work())
+    board = result.board
+    named = f"board {shown(board.title)!r}"
     if result.created:
-        out.print(f"created board {shown(result.board.title)!r}")
-        out.print(f"set NOTION_BOARD_ID={result.board.database_id} (in .env or the environment)")
-        return
+        out.print(
+            f"created {named} under page {shown(parent_page or '')}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif result.found:
+        out.print(
+            f"found {named} already under page {shown(parent_page or '')}: "
+            "using it, no second board created",
+            highlight=False,
+            soft_wrap=True,
+        )
     for fixed in result.repaired:
         out.print(f"repaired: {shown(fixed)}", highlight=False)
     for problem in result.remaining:
         err.print(f"[red]cannot repair:[/red] {shown(str(problem))}", highlight=False)
     if result.remaining:
         raise typer.Exit(1)
-    out.print(f"board {shown(result.board.title)!r} is ready ({result.board.data_source_id})")
+    if not result.created:
+        out.print(f"{named} is ready", highlight=False)
+    # the board id `doctor` and the worker's log show
+    out.print(f"NOTION_BOARD_ID={board_setting(board)}", highlight=False)
+    if result.created or result.found:
+        out.print("set it in .env or the environment", highlight=False)
 
 
-def doctor() -> None:
+def doctor(as_json: JsonOpt = False) -> None:
     """Check token, board, schema, comment access, database and factories; say what to fix."""
     from integrations.notion.setup import Check, notion_checks
     from integrations.notion.wiring import make_client
@@ -110,10 +127,21 @@ def doctor() -> None:
                 )
 
         checks += asyncio.run(remote())
-    for check in checks:
-        mark = "[green]OK[/green]  " if check.ok else "[red]FIX[/red] "
-        detail = shown(redact(check.detail))
-        out.print(f"{mark} {check.name:<10} {detail}", highlight=False)
+    if as_json:
+        # the same checks as the text, as data; secrets redacted alike
+        print_json(
+            {
+                "ok": all(c.ok for c in checks),
+                "checks": [
+                    {"name": c.name, "ok": c.ok, "detail": redact(c.detail)} for c in checks
+                ],
+            }
+        )
+    else:
+        for check in checks:
+            mark = "[green]OK[/green]  " if check.ok else "[red]FIX[/red] "
+            detail = shown(redact(check.detail))
+            out.print(f"{mark} {check.name:<10} {detail}", highlight=False)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
 

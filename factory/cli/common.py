@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,11 +20,12 @@ from factory.redact import install_log_redaction, redact
 from factory.reply_schedule import ReplySchedule
 from factory.settings import SettingsError, load_settings
 from factory.store import repo
-from factory.store.db import DatabaseError
+from factory.store.db import Database, DatabaseError
 from factory.store.leases import LeaseHeld
 from factory.terminal import shown
 from factory.validate import FactoryError
 from integrations.notion.errors import NotionError
+from integrations.notion.page_refs import card_ref
 from integrations.notion.settings import NotionSettings, load_notion_settings
 
 out = Console()
@@ -41,7 +43,13 @@ EXPECTED = (
 F = TypeVar("F", bound=Callable[..., Any])
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
-TaskOpt = Annotated[str, typer.Option("--task", help="Task id (or a unique prefix of it).")]
+TaskOpt = Annotated[
+    str,
+    typer.Option(
+        "--task",
+        help="The card: its task id, the short id `status` shows, its page id or Notion URL.",
+    ),
+]
 
 
 def command(fn: F) -> F:
@@ -54,17 +62,36 @@ def command(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except EXPECTED as exc:
-            line = shown(redact(one_line(exc)))
-            err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+            if _errors_to_log:
+                logging.getLogger("nfactory").error("%s", redact(one_line(exc)))
+            else:
+                line = shown(redact(one_line(exc)))
+                err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+_errors_to_log = False
+
+
+def set_error_log(on: bool) -> None:
+    """A command's one-line failure goes to the log (`start --log-format json`: every line
+    on stderr is then one JSON object) instead of the console."""
+    global _errors_to_log
+    _errors_to_log = on
 
 
 def one_line(exc: BaseException) -> str:
     """The reason on one line: database drivers report over several and add a docs link."""
     lines = (line.strip() for line in str(exc).splitlines())
     return " ".join(x for x in lines if x and not x.startswith("(Background on this error"))
+
+
+def find_card(db: Database, text: str) -> repo.TaskRow:
+    """The task a person named: task id or prefix, card page id (dashes optional) or URL."""
+    with db.connect() as conn:
+        return repo.find_task(conn, card_ref(text))
 
 
 def runtime() -> Runtime:

@@ -82,7 +82,7 @@ To run the same worker against your real Notion board:
   1. Create an integration at https://www.notion.so/profile/integrations and copy its secret.
   2. Share a page with it (••• → Connections), then:
        export NOTION_TOKEN=ntn_...
-       .venv/bin/nfactory board setup --parent-page <that page's id>
+       .venv/bin/nfactory board setup --parent-page <that page's URL or id>
        export NOTION_BOARD_ID=<the id it prints>
        .venv/bin/nfactory start
   3. Add a card in Queue with a Factory; watch it move. `nfactory doctor` checks everything."""

@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 
 from rich.console import Group
 from rich.panel import Panel
+from rich.style import Style
 from rich.table import Table
+from rich.text import Text
 
 from factory.board_protocol import RequestStats
 from factory.effects import COLUMNS
@@ -20,9 +22,10 @@ from factory.store import progress as progress_store
 from factory.store.counts import tasks_by_status
 from factory.store.db import Database
 from factory.store.outbox import backlog
-from factory.terminal import shown
+from factory.terminal import shown, visible
 from factory.threads import run_io
 from factory.worker import Worker
+from integrations.notion.page_refs import page_url
 
 
 def column_counts(db: Database, board_id: str) -> dict[str, int]:
@@ -70,7 +73,7 @@ class Seen:
 
     columns: dict[str, int]
     backlog: int
-    cards: dict[str, tuple[str, str]]  # running task id -> (title, state)
+    cards: dict[str, tuple[str, str, str | None]]  # running task id -> (title, state, page)
 
 
 def read_seen(db: Database, board_id: str, running: list[str]) -> Seen:
@@ -83,8 +86,11 @@ def _seen(worker: Worker) -> Seen:
     return read_seen(worker.engine.db, worker.board.id, list(worker.stats.running))
 
 
-def running_table(worker: Worker, cards: dict[str, tuple[str, str]] | None = None) -> Table:
-    """Each running card: title, state, time since its tick started, last progress line."""
+def running_table(
+    worker: Worker, cards: dict[str, tuple[str, str, str | None]] | None = None
+) -> Table:
+    """Each running card: short id, title and link, state, time since its tick started,
+    last progress line."""
     stats = worker.stats
     if cards is None:
         cards = _seen(worker).cards
@@ -92,13 +98,17 @@ def running_table(worker: Worker, cards: dict[str, tuple[str, str]] | None = Non
     table = Table("card", "title", "state", "elapsed", "progress", box=None, show_header=True)
     now = time.monotonic()
     for task_id, since in sorted(stats.running.items(), key=lambda kv: kv[1]):
-        title, state = cards.get(task_id, ("", ""))
+        title, state, page = cards.get(task_id, ("", "", None))
+        url = page_url(title, page) if page else None
+        named = Text(visible(title[:40]))
+        if url:
+            named.append(f"\n{url}", style=Style(dim=True, link=url))
         update = latest.get(task_id)
         if update is not None:
             state = update.state_id  # the agent's state: the card's column lags behind
         table.add_row(
-            task_id[:8],
-            shown(title[:40]),
+            Text(task_id[:8], style=Style(link=url) if url else ""),
+            named,
             shown(state),
             elapsed(now - since),
             shown(update.line[:80]) if update is not None else "",

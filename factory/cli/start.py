@@ -19,7 +19,14 @@ from rich.live import Live
 from starlette.applications import Starlette
 
 from factory.board_protocol import Board
-from factory.cli.common import board_for, notion_settings, out, reply_schedule, worker_runtime
+from factory.cli.common import (
+    board_for,
+    notion_settings,
+    out,
+    reply_schedule,
+    set_error_log,
+    worker_runtime,
+)
 from factory.cli.live import JsonFormatter, RequestRate, render_live
 from factory.cli.metrics import render as render_metrics
 from factory.ops_http import ops_app
@@ -73,13 +80,14 @@ def start(
     ] = "127.0.0.1",
 ) -> None:
     """Run the worker: poll the board, run cards, deliver effects, until SIGINT/SIGTERM."""
+    live = sys.stdout.isatty() and log_format is LogFormat.text
+    # first: a refusal to start is a log line in the chosen format too
+    _configure_logging(log_format, quiet=live)
     rt = worker_runtime()
     if webhook_port is not None and not notion_settings().board_configured:
         raise ValueError("--webhook-port needs a Notion board: set NOTION_BOARD_ID")
     if metrics_port is not None and metrics_port == webhook_port:
         raise ValueError("--metrics-port must differ from --webhook-port")
-    live = sys.stdout.isatty() and log_format is LogFormat.text
-    _configure_logging(log_format, quiet=live)
     config = WorkerConfig(
         poll_seconds=rt.settings.poll_seconds,
         concurrency=rt.settings.concurrency,
@@ -152,7 +160,7 @@ async def _serve(  # type: ignore[no-untyped-def]
         log.info(
             "worker %s started: board %s, %d factories, concurrency %d, poll every %.0fs",
             rt.settings.worker_id,
-            board.id,
+            notion_settings().notion_board_id or board.id,  # as set: as doctor names it
             len(rt.engine.factories),
             config.concurrency,
             config.poll_seconds,
@@ -260,10 +268,14 @@ def _webhook_app(  # type: ignore[no-untyped-def]
 
 
 def _serve_app(app: Starlette, host: str, port: int) -> Served:
+    # log_config=None: uvicorn's loggers get no handlers of their own and reach the root
+    # handler, so its lines are in --log-format's format (and redacted) like every other
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="off", log_config=None
+        )
     )
-    install_log_redaction()  # uvicorn's own handlers, made by its Config just now
+    install_log_redaction()  # any handler made since start, redacted all the same
     # the worker owns SIGINT/SIGTERM; uvicorn would capture them and raise them again
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     return server, asyncio.create_task(server.serve())
@@ -279,4 +291,7 @@ def _configure_logging(log_format: LogFormat, quiet: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING if quiet else logging.INFO)
+    logging.captureWarnings(True)  # Python's warnings are lines in the same format
     quiet_chatty_loggers()
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # as quiet as before start's
+    set_error_log(log_format is LogFormat.json)

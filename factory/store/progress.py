@@ -83,11 +83,13 @@ def log_settled(conn: Connection, task_id: str) -> bool:
     return delivered is not None and waiting is None
 
 
-def running_cards(conn: Connection, task_ids: list[str]) -> dict[str, tuple[str, str]]:
-    """task id -> (title, current state) for the live view's running cards."""
+def running_cards(conn: Connection, task_ids: list[str]) -> dict[str, tuple[str, str, str | None]]:
+    """task id -> (title, current state, card page id or None) for the live view's cards."""
     if not task_ids:
         return {}
     rows = conn.execute(
-        select(tasks.c.id, tasks.c.title, tasks.c.step).where(tasks.c.id.in_(task_ids))
+        select(tasks.c.id, tasks.c.title, tasks.c.step, tasks.c.external_id).where(
+            tasks.c.id.in_(task_ids)
+        )
     )
-    return {r.id: (r.title, r.step or "") for r in rows}
+    return {r.id: (r.title, r.step or "", r.external_id) for r in rows}

@@ -181,10 +181,17 @@ def find_task(conn: Connection, ref: str) -> TaskRow:
     if row is None and len(ref) >= 4:
         matches = conn.execute(select(tasks).where(tasks.c.id.startswith(ref))).mappings().all()
         if len(matches) > 1:
-            raise NotFound(f"task id prefix {ref!r} is ambiguous ({len(matches)} tasks)")
+            some = ", ".join(sorted(m["id"][: len(ref) + 4] + "…" for m in matches)[:3])
+            raise NotFound(
+                f"task id prefix {ref!r} is ambiguous ({len(matches)} tasks: {some}); "
+                "give more of it"
+            )
         row = matches[0] if matches else None
     if row is None:
-        raise NotFound(f"no task with id {ref!r}")
+        raise NotFound(
+            f"no task with id {ref!r} (give a task id, the short id `status` shows, "
+            "a card's page id or its URL)"
+        )
     return TaskRow(**row)
 
 

@@ -9,6 +9,7 @@ from integrations.notion import schema
 from integrations.notion.board import BoardRef, resolve_board
 from integrations.notion.client import NotionClient
 from integrations.notion.errors import NotionError
+from integrations.notion.page_refs import card_ref
 from integrations.notion.repliers import USERS_UNREADABLE, UserDirectory, replier_warnings
 
 DEFAULT_TITLE = "notion-factory board"
@@ -22,6 +23,7 @@ class SetupResult:
     created: bool
     repaired: list[str]
     remaining: list[schema.SchemaProblem]
+    found: bool = False  # an existing board of that title under the parent page was used
 
 
 async def setup_board(
@@ -32,19 +34,31 @@ async def setup_board(
     parent_page: str | None,
     title: str = DEFAULT_TITLE,
 ) -> SetupResult:
-    """Create a board under `parent_page`, or check and repair the board `board_id`."""
+    """Create a board under `parent_page` (or use the one of that title already there),
+    or check and repair the board `board_id`."""
     factory_ids = sorted(factory_ids)
+    found = False
     if board_id is None:
         if parent_page is None:
             raise ValueError(
                 "no board yet: pass --parent-page PAGE_ID (a page shared with the integration) "
                 "to create one, or set NOTION_BOARD_ID to check an existing board"
             )
-        database = await client.create_database(
-            parent_page, title, schema.initial_properties(factory_ids)
-        )
-        source = database["data_sources"][0]["id"]
-        return SetupResult(BoardRef(database["id"], source, title), True, [], [])
+        parent_page = card_ref(parent_page)
+        same = await boards_titled(client, parent_page, title)
+        if len(same) > 1:
+            raise ValueError(
+                f"{len(same)} boards titled {title!r} under page {parent_page} "
+                f"({', '.join(same)}): set NOTION_BOARD_ID to the one to use, "
+                "or give another --title"
+            )
+        if not same:
+            database = await client.create_database(
+                parent_page, title, schema.initial_properties(factory_ids)
+            )
+            source = database["data_sources"][0]["id"]
+            return SetupResult(BoardRef(database["id"], source, title), True, [], [])
+        board_id, found = same[0], True
     board = await resolve_board(client, board_id)
     source = await client.retrieve_data_source(board.data_source_id)
     properties = source.get("properties", {})
@@ -55,7 +69,33 @@ async def setup_board(
         repaired = [str(p) for p in schema.check(properties, factory_ids)]
         properties = source.get("properties", {})
     remaining = schema.check(properties, factory_ids)
-    return SetupResult(board, False, repaired, remaining)
+    return SetupResult(board, False, repaired, remaining, found)
+
+
+def board_label(board: BoardRef) -> str:
+    """How setup and doctor name a board: the id NOTION_BOARD_ID is set to (the database's,
+    which opens the board in one request), then its data source."""
+    if board.database_id is None:
+        return board.data_source_id
+    return f"{board.database_id}, data source {board.data_source_id}"
+
+
+def board_setting(board: BoardRef) -> str:
+    """What NOTION_BOARD_ID should be: the database id (it is in the board's URL), else the
+    data source's."""
+    return board.database_id or board.data_source_id
+
+
+async def boards_titled(client: NotionClient, parent_page: str, title: str) -> list[str]:
+    """The database ids of the boards (child databases) titled `title` on the page."""
+    children = await client.list_children_all(parent_page)
+    return [
+        child["id"]
+        for child in children
+        if child.get("type") == "child_database"
+        and child.get("child_database", {}).get("title") == title
+        and not child.get("in_trash", child.get("archived", False))
+    ]
 
 
 @dataclass(frozen=True)
@@ -92,7 +132,7 @@ async def notion_checks(
     try:
         board = await resolve_board(client, board_id)
         source = await client.retrieve_data_source(board.data_source_id)
-        checks.append(Check("board", True, f"{board.title or 'untitled'} ({board.data_source_id})"))
+        checks.append(Check("board", True, f"{board.title or 'untitled'} ({board_label(board)})"))
     except NotionError as exc:
         if remember is not None and exc.status == 404:
             await remember(None, me["id"])

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from sqlalchemy import update
 
 from factory import AgentInput, action, define_factory, done, failed
 from factory.cli.live import running_table
 from factory.clock import SystemClock
 from factory.local_board import LocalBoard
 from factory.store.db import open_database
+from factory.store.tables import tasks
 from factory.worker import Worker, WorkerConfig
 from tests.engine.helpers import make_engine, new_task, task
 from tests.test_cli import NFACTORY, clean_env
@@ -77,6 +79,19 @@ async def test_status_and_live_view_show_the_running_agents_latest_line(tmp_path
         view = console.export_text()
         assert "compile" in view and "compiling module" in view and "0m0" in view
         assert "\\x1b[31mred[/] card" in view  # the title shown, its escape made visible
+
+        # a card of a Notion board: its link beside the short id and title
+        page = "0123abcd-0000-4000-8000-00000000beef"
+        with db.begin() as conn:
+            conn.execute(update(tasks).where(tasks.c.id == task_id).values(external_id=page))
+        console.print(running_table(worker))
+        lines = console.export_text().splitlines()
+        (row,) = [i for i, line in enumerate(lines) if line.lstrip().startswith(task_id[:8])]
+        assert "red[/] card" in lines[row]
+        assert (
+            "https://www.notion.so/Build-31mred-card-0123abcd00004000800000000000beef"
+            in (lines[row + 1])
+        )
     finally:
         go.set()
         async with asyncio.timeout(60):

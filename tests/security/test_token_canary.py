@@ -7,6 +7,7 @@ then looks for the canary in everything the process printed and left on disk
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -102,7 +103,9 @@ def test_start_never_logs_the_token(cli: Cli, shape: str) -> None:
         assert worker.returncode == 0, log
     else:
         assert worker.returncode == 1
-        assert log.startswith("error: NOTION_TOKEN: ") and log.count("\n") == 1, log
+        # --log-format json: the refusal is one JSON log line like every other line
+        assert log.count("\n") == 1, log
+        assert json.loads(log)["message"].startswith("NOTION_TOKEN: "), log
     assert not canary_leaks(out) and not canary_leaks(log), log
     for path, data in cli.written_files().items():
         assert not canary_leaks(data), f"the token is in {path}"

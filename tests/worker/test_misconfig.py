@@ -5,6 +5,7 @@ one board never claims a card of another board kept in the same database."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -122,9 +123,12 @@ def test_start_refuses_a_workflows_path_that_does_not_exist(
     finally:
         worker.kill()
     assert code == 1, worker.logs()
-    assert worker.err.read_text().splitlines() == [
-        f"error: NFACTORY_WORKFLOWS: path 'wrkflows' does not exist (looked in {tmp_path}/wrkflows)"
-    ]
+    (line,) = worker.err.read_text().splitlines()  # --log-format json: a JSON line too
+    doc = json.loads(line)
+    assert (doc["level"], doc["message"]) == (
+        "error",
+        f"NFACTORY_WORKFLOWS: path 'wrkflows' does not exist (looked in {tmp_path}/wrkflows)",
+    )
     assert stage.column(page) == "Queue" and database.task_count() == 0
     stage.close()
 
