@@ -17,11 +17,11 @@ from factory.cli.common import (
     JsonOpt,
     TaskOpt,
     board_for,
-    command,
     err,
     find_card,
     notion_settings,
     now,
+    one_line_errors,
     out,
     print_json,
     reply_schedule,
@@ -50,11 +50,11 @@ task_app = typer.Typer(help="Create cards and answer them.", no_args_is_help=Tru
 app.add_typer(task_app, name="task")
 app.add_typer(board_app, name="board")
 app.add_typer(workspaces_app, name="workspaces")
-app.command()(command(doctor))
-app.command()(command(start))
-app.command()(command(new))
-app.command()(command(status))
-app.command()(command(history))
+app.command()(one_line_errors(doctor))
+app.command()(one_line_errors(start))
+app.command()(one_line_errors(new))
+app.command()(one_line_errors(status))
+app.command()(one_line_errors(history))
 
 
 def _show_version(value: bool) -> None:
@@ -83,7 +83,7 @@ def _problems_line(rt: Runtime) -> None:
 
 
 @app.command()
-@command
+@one_line_errors
 def factories(
     as_json: JsonOpt = False,
     graph: Annotated[
@@ -136,7 +136,7 @@ def factories(
 
 
 @task_app.command("create")
-@command
+@one_line_errors
 def task_create(
     factory: Annotated[str, typer.Option("--factory", help="The factory id to run.")],
     title: Annotated[str, typer.Option("--title", help="The card's title.")],
@@ -163,7 +163,7 @@ def task_create(
 
 
 @task_app.command("reply")
-@command
+@one_line_errors
 def task_reply(
     task: TaskOpt,
     text: Annotated[str, typer.Option("--text", help="The reply, as a person would comment.")],
@@ -204,7 +204,7 @@ def task_reply(
 
 
 @task_app.command("cancel")
-@command
+@one_line_errors
 def task_cancel(task: TaskOpt) -> None:
     """Cancel a card (task id, prefix or card page id): its running agent is stopped and
     the card ends Cancelled, on the local board or a Notion board alike."""
@@ -233,7 +233,7 @@ def task_cancel(task: TaskOpt) -> None:
 
 
 @app.command()
-@command
+@one_line_errors
 def run(task: TaskOpt) -> None:
     """Run one card now (task id or card page id), until it waits for a human or finishes."""
     rt = worker_runtime()
@@ -250,7 +250,7 @@ def run(task: TaskOpt) -> None:
 
 
 @app.command()
-@command
+@one_line_errors
 def tick() -> None:
     """One cycle in the foreground: resume answered cards, run due cards, deliver effects."""
     rt = worker_runtime()
@@ -304,7 +304,7 @@ def _print_cycle(rt: Runtime, report: CycleReport) -> None:
 
 
 @app.command()
-@command
+@one_line_errors
 def emulator(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
@@ -319,7 +319,7 @@ def emulator(
 
 
 @app.command()
-@command
+@one_line_errors
 def demo() -> None:
     """Run the bundled workflows end to end on a throwaway Notion board in a local emulator
     (Notion's API and rate limit, no account needed)."""

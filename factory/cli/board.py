@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from factory import worktrees
-from factory.cli.common import JsonOpt, command, err, notion_settings, now, out, print_json
+from factory.cli.common import JsonOpt, err, notion_settings, now, one_line_errors, out, print_json
 from factory.loader import Catalog, load_factories
 from factory.redact import redact
 from factory.settings import load_settings
@@ -25,7 +25,7 @@ board_app = typer.Typer(help="Set up the Notion board.", no_args_is_help=True)
 
 
 @board_app.command("setup")
-@command
+@one_line_errors
 def board_setup(
     parent_page: Annotated[
         str | None,

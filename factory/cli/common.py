@@ -52,7 +52,7 @@ TaskOpt = Annotated[
 ]
 
 
-def command(fn: F) -> F:
+def one_line_errors(fn: F) -> F:
     """Every command fails with one line on stderr and a non-zero exit, never a traceback."""
 
     @functools.wraps(fn)

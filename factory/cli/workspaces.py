@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from factory import worktrees
-from factory.cli.common import JsonOpt, command, err, out, print_json, runtime
+from factory.cli.common import JsonOpt, err, one_line_errors, out, print_json, runtime
 from factory.store import repo
 from factory.terminal import shown
 from factory.workspaces import human_size
@@ -54,7 +54,7 @@ def _rows(include_removed: bool) -> list[dict[str, Any]]:
 
 
 @workspaces_app.callback()
-@command
+@one_line_errors
 def workspaces(
     ctx: typer.Context,
     as_json: JsonOpt = False,
@@ -87,7 +87,7 @@ def workspaces(
 
 
 @workspaces_app.command("prune")
-@command
+@one_line_errors
 def prune(
     force: Annotated[
         bool,
