@@ -153,6 +153,14 @@ def _bot_comments(emu: EmulatorServer, page_id: str, bot_id: str) -> list[str]:
     ]
 
 
+def _has_picture(emu: EmulatorServer, page_id: str) -> bool:
+    """The factory's Mermaid diagram, which a run's first log append carries."""
+    ws = emu.workspace
+    with ws.lock:
+        blocks = ws.live_children(page_id)
+    return any(b.type == "code" and b.payload.get("language") == "mermaid" for b in blocks)
+
+
 def _bot_asked(emu: EmulatorServer, page_id: str, bot_id: str) -> bool:
     return bool(_bot_comments(emu, page_id, bot_id))
 
@@ -299,7 +307,13 @@ def _summary(
     console: Console, emu: EmulatorServer, db, client: NotionClient, pages: list[str], bot_id: str
 ) -> bool:  # type: ignore[no-untyped-def]
     table = Table(
-        "card", "factory", "final column", "transitions", "bot comments", "Notion requests"
+        "card",
+        "factory",
+        "final column",
+        "transitions",
+        "bot comments",
+        "diagram",
+        "Notion requests",
     )
     ok = True
     with db.connect() as conn:
@@ -310,13 +324,18 @@ def _summary(
             right = column == card.expected
             comments = _bot_comments(emu, page, bot_id)
             said = _ending_comment_right(column, comments)
-            ok &= right and said
+            # a card that ran shows its factory as a picture (one that never started: none)
+            pictured = _has_picture(emu, page) or run is None
+            ok &= right and said and pictured
             table.add_row(
                 card.title,
                 card.factory,
                 column if right else f"[red]{column} (expected {card.expected})[/red]",
                 str(run.transitions if run else 0),
                 str(len(comments)) if said else f"[red]{len(comments)} (ending comment)[/red]",
+                "on the page"
+                if _has_picture(emu, page)
+                else ("-" if pictured else "[red]missing[/red]"),
                 str(client.stats.for_object(page)),
             )
     console.print()
