@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, NoSuchModuleError
 
 from factory.files import ensure_private_file
 
@@ -41,15 +41,25 @@ def make_engine(url: str, sqlite_sync: str = "normal") -> Database:
         )
     try:
         parsed = make_url(url)
-    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
-        raise DatabaseError(f"NFACTORY_DATABASE_URL {url!r} is not a database URL: {exc}") from exc
+    except Exception:  # sqlalchemy raises ArgumentError with a terse message
+        # the URL may hold a password and could not be parsed to hide it: never shown whole
+        raise DatabaseError(
+            f"NFACTORY_DATABASE_URL {hide_password(url)!r} is not a database URL "
+            "(expected sqlite:///path or postgresql://user:password@host:port/name)"
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, sqlite_sync)
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
-            url = str(parsed.set(drivername="postgresql+psycopg"))
+            # the URL object, not str(): its str() hides the password as ***
+            parsed = parsed.set(drivername="postgresql+psycopg")
         try:
-            db = create_engine(url, pool_size=10, max_overflow=10)
+            db = create_engine(parsed, pool_size=10, max_overflow=10)
+        except NoSuchModuleError:
+            raise DatabaseError(
+                f"NFACTORY_DATABASE_URL names the driver {parsed.drivername!r}, which "
+                "SQLAlchemy does not know: use postgresql:// (psycopg)"
+            ) from None
         except ImportError as exc:  # the driver is an extra: SQLite users need none
             raise DatabaseError(
                 f"NFACTORY_DATABASE_URL is a PostgreSQL URL but its driver {exc.name!r} is not "
@@ -61,6 +71,16 @@ def make_engine(url: str, sqlite_sync: str = "normal") -> Database:
         f"NFACTORY_DATABASE_URL uses {parsed.get_backend_name()!r}; "
         "notion-factory supports sqlite:/// and postgresql:// URLs"
     )
+
+
+def hide_password(url: str) -> str:
+    """`url` with anything between `user:` and the last `@` masked, parsable or not (a
+    password is never shown, even when the rest of the URL is broken)."""
+    scheme, sep, rest = url.rpartition("://") if "://" in url else ("", "", url)
+    creds, at, host = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
 
 
 # A pooled connection unused this long is pinged before it is handed out.

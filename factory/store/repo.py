@@ -179,7 +179,11 @@ def find_task(conn: Connection, ref: str) -> TaskRow:
         .first()
     )
     if row is None and len(ref) >= 4:
-        matches = conn.execute(select(tasks).where(tasks.c.id.startswith(ref))).mappings().all()
+        matches = (
+            conn.execute(select(tasks).where(tasks.c.id.startswith(ref, autoescape=True)))
+            .mappings()
+            .all()
+        )
         if len(matches) > 1:
             some = ", ".join(sorted(m["id"][: len(ref) + 4] + "…" for m in matches)[:3])
             raise NotFound(
