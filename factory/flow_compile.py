@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from factory.flow_agents import ask_agent, ctx_select, write_agent
+from factory.flow_agents import ASKING, ask_agent, ctx_select, write_agent
 from factory.flow_steps import Ask, Decide, End, Flow, FlowLoop, Step, Write, as_steps
 from factory.states import Action, Feedback, Loop, Orchestrate, Retries, State, Terminal
 
@@ -233,10 +233,19 @@ class _Names:
             )
         elif name in OUTCOMES:
             self.problems.append(f"{kind} name {name!r} is taken by the end state {name!r}")
+        elif kind == "ask" and name in ENGINE_KEYS:
+            # an ask keeps its answer in the run's context under its name
+            self.problems.append(
+                f"ask name {name!r} is a context key the engine keeps; choose another name"
+            )
         elif name in self._explicit or _clashes(name, self._explicit):
             self.problems.append(f"{kind} name {name!r} is used twice; names must be unique")
         self._explicit.add(name)
         self.of[id(node)] = name
+
+
+# Context keys the engine and the ask agents write: an ask's answer must not land on one.
+ENGINE_KEYS = frozenset({ASKING, "last_error", "human_feedback", "human_feedback_meta"})
 
 
 def _clashes(name: str, taken: set[str]) -> bool:

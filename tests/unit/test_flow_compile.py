@@ -401,6 +401,9 @@ def draft(inp: AgentInput) -> dict[str, Any]:
         (flow(step(draft, name="done")), "step name 'done' is taken by the end state 'done'"),
         (flow(step(draft, name="two words")), "step name 'two words' must be a word"),
         (flow(ask("?", name="go"), step(draft, name="ask_go")), "name 'ask_go' is used twice"),
+        (flow(ask("?", name="asking")), "ask name 'asking' is a context key the engine keeps"),
+        (flow(ask("?", name="last_error")), "ask name 'last_error' is a context key"),
+        (flow(ask("?", name="human_feedback")), "ask name 'human_feedback' is a context key"),
         (flow(end(), step(draft)), "flow item 1: end('done') is followed by steps"),
         (
             flow(decide(lambda inp: "a", {"a": end(), "b": [step(draft), end()]}), step(draft)),
