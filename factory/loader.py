@@ -69,25 +69,32 @@ def _missing(path: Path) -> str:
 
 def module_files(paths: Iterable[str | Path]) -> tuple[list[tuple[Path, Path]], list[Problem]]:
     """The workflow modules the paths name, each with its folder (the root of its
-    neighbours' imports): a listed folder, or the folder of a listed file."""
-    files: list[tuple[Path, Path]] = []
+    neighbours' imports): the outermost listed folder holding it, or a listed file's own.
+
+    Paths stay as listed (absolute, symlinks not followed), so a module that is a
+    symlink to a file elsewhere is still its folder's module.
+    """
+    files: list[Path] = []
+    folders: list[Path] = []
     problems: list[Problem] = []
     for raw in paths:
-        path = Path(raw)
+        path = Path(raw).absolute()
         if path.is_dir():
+            folders.append(path)
             files.extend(
-                (p, path.resolve())
-                for p in sorted(path.rglob("*.py"))
-                if not p.name.startswith(("_", "test_"))
+                p for p in sorted(path.rglob("*.py")) if not p.name.startswith(("_", "test_"))
             )
         elif path.is_file() and path.suffix == ".py":
-            files.append((path, path.resolve().parent))
+            files.append(path)
         else:
-            problems.append(Problem(str(path), "workflow path does not exist or is not a .py file"))
-    # overlapping paths (a folder and a file in it, a folder listed twice) load each file once
+            problems.append(Problem(str(raw), "workflow path does not exist or is not a .py file"))
+    # overlapping paths (a folder and a file in it, a folder and its subfolder, a folder
+    # listed twice) load each file once, under one name: the outermost folder's, the one
+    # its neighbours' imports (`from sub.x import ...`) reach it by
     unique: dict[Path, tuple[Path, Path]] = {}
-    for file, root in files:
-        unique.setdefault(file.resolve(), (file, root))
+    for file in files:
+        holders = [f for f in folders if file.is_relative_to(f)] or [file.parent]
+        unique.setdefault(file.resolve(), (file, min(holders, key=lambda f: len(f.parts))))
     return list(unique.values()), problems
 
 

@@ -149,7 +149,7 @@ class WorkflowFolders:
             for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
                 del sys.modules[name]
             _FOLDERS[package] = _Folder(package, root, self.imported)
-        parts = file.resolve().relative_to(root).with_suffix("").parts
+        parts = file.relative_to(root).with_suffix("").parts
         if all(p.isidentifier() for p in parts):
             return ".".join((package, *parts))
         # a file no import statement can name (`my-flow.py`): still its folder's module

@@ -301,3 +301,31 @@ def test_a_module_defining_no_factory_that_nothing_imports_is_reported_once(
     assert problem.severity == "warning" and problem.path == str(tmp_path / "stray.py")
     assert problem.message.startswith("defines no factory and no workflow module imports it")
     assert "_stray.py" in problem.message
+
+
+def test_a_module_that_is_a_symlink_to_a_file_elsewhere_loads_as_its_folders(
+    tmp_path: Path,
+) -> None:
+    shared = write(tmp_path / "shared", "common.py", "X = 1\n")
+    folder = tmp_path / "wf"
+    folder.mkdir()
+    (folder / "common.py").symlink_to(shared)
+    write(folder, "a.py", "from common import X\n" + GOOD.format(id="a"))
+    catalog = load_factories([folder])
+    assert sorted(catalog.factories) == ["a"]
+    assert [p for p in catalog.problems if p.level == "error"] == []
+
+
+def test_a_folder_listed_with_its_subfolder_runs_each_module_once(tmp_path: Path) -> None:
+    """`wf/sub,wf`: the file belongs to the outermost folder, the one its neighbours'
+    imports (`from sub.x import ...`) reach it by, whichever is listed first."""
+    folder = tmp_path / "wf"
+    write(folder / "sub", "x.py", counted("x") + GOOD.format(id="x"))
+    write(folder, "a.py", "from sub.x import FACTORY as X\n" + GOOD.format(id="a"))
+    runs = folder / "sub" / "runs.log"  # counted() writes beside the module
+    for order in ([folder / "sub", folder], [folder, folder / "sub"]):
+        runs.unlink(missing_ok=True)
+        catalog = load_factories(order)
+        assert sorted(catalog.factories) == ["a", "x"]
+        assert [p for p in catalog.problems if p.level == "error"] == []
+        assert runs.read_text().split() == ["x"]
