@@ -7,9 +7,10 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn
 
@@ -45,6 +46,9 @@ class Ports:
     webhook_port: int | None
     metrics_host: str
     metrics_port: int | None
+    # bound in `start` before anything else happens: a port in use is one line, not a
+    # server dying after the worker has begun claiming cards
+    listening: dict[int, socket.socket] = field(default_factory=dict)
 
 
 class LogFormat(StrEnum):
@@ -96,7 +100,15 @@ def start(
         replies=reply_schedule(rt),
     )
     configure_io(io_threads_for(config.concurrency))
-    ports = Ports(webhook_host, webhook_port, metrics_host, metrics_port)
+    listening = {
+        port: _listen(flag, host, port)
+        for flag, host, port in (
+            ("--webhook-port", webhook_host, webhook_port),
+            ("--metrics-port", metrics_host, metrics_port),
+        )
+        if port is not None
+    }
+    ports = Ports(webhook_host, webhook_port, metrics_host, metrics_port, listening)
     _run(_serve(rt, config, live, ports))
 
 
@@ -235,7 +247,7 @@ def _start_servers(  # type: ignore[no-untyped-def]
     separate = ports.metrics_port is not None
     if ports.webhook_port is not None:
         app = _webhook_app(rt, worker, board, health, metrics, serve_ops=not separate)
-        servers.append(_serve_app(app, ports.webhook_host, ports.webhook_port))
+        servers.append(_serve_app(app, ports.listening[ports.webhook_port]))
         where = f"http://{ports.webhook_host}:{ports.webhook_port}"
         log.info(
             "webhooks on %s/webhooks/notion%s",
@@ -244,7 +256,7 @@ def _start_servers(  # type: ignore[no-untyped-def]
         )
     if ports.metrics_port is not None:
         app = ops_app(health, metrics)
-        servers.append(_serve_app(app, ports.metrics_host, ports.metrics_port))
+        servers.append(_serve_app(app, ports.listening[ports.metrics_port]))
         where = f"http://{ports.metrics_host}:{ports.metrics_port}"
         log.info("health and metrics on %s/healthz and %s/metrics", where, where)
     return servers
@@ -267,18 +279,30 @@ def _webhook_app(  # type: ignore[no-untyped-def]
     )
 
 
-def _serve_app(app: Starlette, host: str, port: int) -> Served:
+def _listen(flag: str, host: str, port: int) -> socket.socket:
+    """A socket bound to host:port; ValueError (one line) when it cannot be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = exc.strerror or type(exc).__name__
+        raise ValueError(f"{flag} {port}: cannot listen on {host}:{port}: {why}") from None
+    return sock
+
+
+def _serve_app(app: Starlette, sock: socket.socket) -> Served:
     # log_config=None: uvicorn's loggers get no handlers of their own and reach the root
     # handler, so its lines are in --log-format's format (and redacted) like every other
     server = uvicorn.Server(
-        uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="off", log_config=None
-        )
+        uvicorn.Config(app, log_level="warning", lifespan="off", log_config=None)
     )
     install_log_redaction()  # any handler made since start, redacted all the same
     # the worker owns SIGINT/SIGTERM; uvicorn would capture them and raise them again
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-    return server, asyncio.create_task(server.serve())
+    return server, asyncio.create_task(server.serve(sockets=[sock]))
 
 
 def _configure_logging(log_format: LogFormat, quiet: bool) -> None:

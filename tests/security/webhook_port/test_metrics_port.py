@@ -7,6 +7,7 @@ port and see what answers.
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import httpx
@@ -112,3 +113,20 @@ def test_the_same_port_for_both_is_refused_with_one_line(
     stage.close()
     assert done.returncode != 0
     assert "--metrics-port must differ from --webhook-port" in done.stdout + done.stderr
+
+
+def test_a_port_in_use_is_refused_with_one_line_before_any_card_is_claimed(
+    emulator: EmulatorServer, tmp_path: Path, db: Db
+) -> None:
+    stage = Stage.create(emulator, tmp_path, db.url)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = cli(tmp_path, stage.env, "start", "--metrics-port", str(port))
+    stage.close()
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        f"error: --metrics-port {port}: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ], done.stderr
