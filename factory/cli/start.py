@@ -9,10 +9,10 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 import uvicorn
@@ -38,6 +38,10 @@ from factory.terminal import SafeFormatter
 from factory.threads import configure_io, io_threads_for
 from factory.unknown import health as factories_health
 from factory.worker import Worker, WorkerConfig, quiet_chatty_loggers
+
+if TYPE_CHECKING:
+    from factory.cli.runtime import Runtime
+    from integrations.notion.board import NotionBoard
 
 
 @dataclass(frozen=True)
@@ -140,9 +144,7 @@ def _exit_now(code: int, grace: float | None = None) -> NoReturn:
     os._exit(code)
 
 
-async def _serve(  # type: ignore[no-untyped-def]
-    rt, config: WorkerConfig, live: bool, ports: Ports
-) -> int:
+async def _serve(rt: Runtime, config: WorkerConfig, live: bool, ports: Ports) -> int:
     """Run until a signal; the exit status."""
     log = logging.getLogger("nfactory.worker")
     stop = asyncio.Event()
@@ -216,9 +218,7 @@ async def _serve(  # type: ignore[no-untyped-def]
 Served = tuple[uvicorn.Server, asyncio.Task[None]]
 
 
-def _start_servers(  # type: ignore[no-untyped-def]
-    rt, worker: Worker, board: Board, ports: Ports
-) -> list[Served]:
+def _start_servers(rt: Runtime, worker: Worker, board: Board, ports: Ports) -> list[Served]:
     """The webhook receiver and the operator endpoints, served in the worker's own loop.
 
     With --metrics-port, /healthz and /metrics leave the webhook port, so the port
@@ -262,15 +262,20 @@ def _start_servers(  # type: ignore[no-untyped-def]
     return servers
 
 
-def _webhook_app(  # type: ignore[no-untyped-def]
-    rt, worker: Worker, board, health, metrics, serve_ops: bool
+def _webhook_app(
+    rt: Runtime,
+    worker: Worker,
+    board: Board,
+    health: Callable[[], dict[str, str]],
+    metrics: Callable[[], str],
+    serve_ops: bool,
 ) -> Starlette:
     from integrations.notion.wiring import webhook_app
 
     return webhook_app(
         notion_settings(),
         rt.db,
-        board,
+        cast("NotionBoard", board),  # --webhook-port is refused without a Notion board
         wake=worker.wake,
         hint=worker.hint,
         health=health,
@@ -301,7 +306,7 @@ def _serve_app(app: Starlette, sock: socket.socket) -> Served:
     )
     install_log_redaction()  # any handler made since start, redacted all the same
     # the worker owns SIGINT/SIGTERM; uvicorn would capture them and raise them again
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]
     return server, asyncio.create_task(server.serve(sockets=[sock]))
 
 
