@@ -180,8 +180,13 @@ def task_reply(
         from factory.cli.emulated import comment_as_person, is_emulator
         from integrations.notion.page_refs import page_url
 
-        url = page_url(found.title, found.external_id or "")
-        if found.external_id is None or not is_emulator(settings.notion_base_url):
+        if found.external_id is None:
+            raise ValueError(
+                f"task {found.id} is a local board card, but NOTION_BOARD_ID is set: "
+                "unset it to answer local cards"
+            )
+        url = page_url(found.title, found.external_id)
+        if not is_emulator(settings.notion_base_url):
             raise ValueError(
                 f"on Notion, replies are made in Notion's comments: comment on the card {url}"
             )

@@ -134,6 +134,17 @@ def test_a_card_is_named_by_task_id_page_id_or_url_and_answered_as_the_person(
     (line,) = elsewhere.stderr.strip().splitlines()
     assert "replies are made in Notion's comments" in line and task["url"] in line, line
 
+    # a local board's card in the same database is not answered through the Notion board
+    local = {k: v for k, v in env.items() if k != "NOTION_BOARD_ID"}
+    made = cli(tmp_path, local, "task", "create", "--factory", "writing", "--title", "Here")
+    assert made.returncode == 0, made.stderr
+    mine = cli(tmp_path, local, "status", "--json").stdout
+    here = next(t["id"] for t in json.loads(mine)["tasks"] if t["title"] == "Here")
+    crossed = cli(tmp_path, env, "task", "reply", "--task", here, "--text", "x")
+    assert crossed.returncode == 1
+    (line,) = crossed.stderr.strip().splitlines()
+    assert "is a local board card, but NOTION_BOARD_ID is set" in line, line
+
 
 def test_doctor_json_has_the_text_doctors_checks_and_no_secret(
     emulator: EmulatorServer, tmp_path: Path
