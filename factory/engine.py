@@ -29,7 +29,7 @@ from factory.results import AgentInput, BadResult, parse_result
 from factory.statuses import TERMINAL, RunStatus, TaskStatus
 from factory.store import progress as progress_store
 from factory.store import repo
-from factory.store.db import Database
+from factory.store.db import Database, in_transaction
 from factory.store.leases import Lease, LeaseHeld, LeaseLost, claim, holder, release, renew
 from factory.threads import AgentThreads, TimeLimitExceeded, run_io, within
 from factory.transitions import (
@@ -253,9 +253,11 @@ class _Tick:
                 delay = step.retry_delay_ms / 1000
                 if delay > self.config.max_inline_backoff_seconds:
                     return self._report("backoff", TaskStatus.running, f"retry in {delay:.1f}s")
-                # a cancel request ends the wait; the next pass sees it and stops the run
-                if await _first(self.clock.sleep(delay), self._keep_alive()):
-                    task = await self._read(repo.get_task, self.lease.task_id)
+                # a cancel request ends the wait early. The task is read again either way:
+                # the watcher polls, so a cancel late in (or shorter than) its interval is
+                # seen only here, and the next attempt must not start on a cancelled card
+                await _first(self.clock.sleep(delay), self._keep_alive())
+                task = await self._read(repo.get_task, self.lease.task_id)
                 self._check_lease()
         return self._report("yielded", run.status, "transition budget for this tick used")
 
@@ -332,6 +334,8 @@ class _Tick:
         """Run user code under the heartbeat. A cancel request seen meanwhile stops it (async
         code is cancelled, a sync call's thread abandoned) and raises _CancelRequested."""
         cancelled = self._keep_alive()
+        if cancelled.done():  # seen already (during a commit, a workspace): do not start it
+            raise _CancelRequested(cancelled.result(), "")
         partial = Partial()
         work = asyncio.create_task(self._user_code(fn, arg, time_limit, state_id, what, partial))
         try:
@@ -475,11 +479,9 @@ class _Tick:
         return await run_io(work)
 
     async def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
-        def work() -> Any:
-            with self.db.begin() as conn:
-                return fn(conn, *args)
-
-        return await run_io(work)
+        # once more on a fresh connection if the pooled one was found dead: the writes are
+        # fenced (lease epoch, the run's transition count), so a replay cannot double one
+        return await run_io(in_transaction, self.db, fn, *args)
 
     def _start_run(
         self, conn: Any, task: repo.TaskRow, factory: Factory

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, NoSuchModuleError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, NoSuchModuleError
 
 from factory.files import ensure_private_file
 
@@ -71,6 +73,24 @@ def make_engine(url: str, sqlite_sync: str = "normal") -> Database:
         f"NFACTORY_DATABASE_URL uses {parsed.get_backend_name()!r}; "
         "notion-factory supports sqlite:/// and postgresql:// URLs"
     )
+
+
+T = TypeVar("T")
+
+
+def in_transaction(db: Database, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(conn, *args)` in a transaction; once more on a fresh connection when the first
+    was found dead (a server restart, a proxy's idle cut). Pooled connections in use
+    moments ago are not pinged (see _ping_when_idle), so this is where a dead one shows.
+    Only for writes that a replay cannot double (fenced, or guarded by a count)."""
+    try:
+        with db.begin() as conn:
+            return fn(conn, *args)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    with db.begin() as conn:
+        return fn(conn, *args)
 
 
 def hide_password(url: str) -> str:
