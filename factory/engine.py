@@ -115,6 +115,14 @@ class Engine:
         self.held: set[str] = set()
         # cancel watchers of agents running now, waiting for their next check
         self._cancel_watchers: set[asyncio.Future[None]] = set()
+        # factory id -> its picture at the start state: the same for every run, drawn once
+        self._diagrams: dict[str, str] = {}
+
+    def start_diagram(self, factory: Factory) -> str:
+        """The diagram a new run shows on its card (factory/graph.py), drawn once."""
+        if factory.id not in self._diagrams:
+            self._diagrams[factory.id] = card_diagram(factory, factory.start)
+        return self._diagrams[factory.id]
 
     def check_cancels_now(self) -> None:
         """Have every running agent's cancel watcher read its request now, not at its next
@@ -490,7 +498,7 @@ class _Tick:
         run = repo.start_run(
             conn, self.lease, task, factory.start, factory.context, now, self.config.lease_seconds
         )
-        diagram = card_diagram(factory, factory.start) if self.config.card_graph else None
+        diagram = self.engine.start_diagram(factory) if self.config.card_graph else None
         effects = run_started_effects(factory.id, factory.start, now, diagram)
         repo.add_effects(conn, task.id, task.board_id, run.id, 0, effects, now)
         if factory.workspace is not None:

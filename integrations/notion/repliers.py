@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from integrations.notion.errors import NotionError
+from integrations.notion.page_refs import dashed
 
 if TYPE_CHECKING:
     from integrations.notion.client import NotionClient
@@ -33,10 +34,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 def normalize_id(raw: str) -> str | None:
     """`8-4-4-4-12` lowercase for a Notion id written with or without dashes, else None."""
     compact = raw.strip().lower().replace("-", "")
-    if not _HEX32.fullmatch(compact):
-        return None
-    c = compact
-    return f"{c[:8]}-{c[8:12]}-{c[12:16]}-{c[16:20]}-{c[20:]}"
+    return dashed(compact) if _HEX32.fullmatch(compact) else None
 
 
 def normalize_entry(raw: str) -> str:
