@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,21 +16,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from factory import worktrees
+from factory import user_code, worktrees
 from factory.board_protocol import Reply
 from factory.clock import Clock, SystemClock
 from factory.dsl import Action, Factory, Feedback, Loop, Orchestrate, Terminal
 from factory.effects import SummaryComment, note, plan_effects, run_started_effects
 from factory.graph import card_diagram
-from factory.interrupt import Partial, use_partial
+from factory.keep_alive import KeepAlive, Watchers
 from factory.progress import Progress
 from factory.results import AgentInput, BadResult, parse_result
 from factory.statuses import TERMINAL, RunStatus, TaskStatus
-from factory.store import progress as progress_store
 from factory.store import repo
 from factory.store.db import Database, in_transaction
-from factory.store.leases import Lease, LeaseHeld, LeaseLost, claim, holder, release, renew
-from factory.threads import AgentThreads, TimeLimitExceeded, run_io, within
+from factory.store.leases import Lease, LeaseHeld, LeaseLost, claim, holder, release
+from factory.store.steps import StepWriter
+from factory.threads import AgentThreads, run_io
 from factory.transitions import (
     TRANSITION_CAP,
     Cancelled,
@@ -47,6 +46,7 @@ from factory.transitions import (
     decide,
 )
 from factory.unknown import unknown_factory
+from factory.user_code import CancelRequested, UserCodeFailed
 from factory.workspaces import branch_name, cleanup_action
 
 log = logging.getLogger("nfactory.engine")
@@ -106,6 +106,7 @@ class Engine:
         self.config = config
         self.clock = clock or SystemClock()
         self.agents = AgentThreads(config.agent_threads)
+        self.steps = StepWriter(db)  # the transition's write, its statements compiled once
         # the latest `inp.progress` line of each card whose agent runs here
         self.progress = Progress()
         # workflow module -> why it failed to load: an unknown factory id may be one of its
@@ -114,7 +115,7 @@ class Engine:
         # stays held until a restart and need not be claimed again
         self.held: set[str] = set()
         # cancel watchers of agents running now, waiting for their next check
-        self._cancel_watchers: set[asyncio.Future[None]] = set()
+        self.watchers = Watchers()
         # factory id -> its picture at the start state: the same for every run, drawn once
         self._diagrams: dict[str, str] = {}
 
@@ -127,9 +128,7 @@ class Engine:
     def check_cancels_now(self) -> None:
         """Have every running agent's cancel watcher read its request now, not at its next
         check (intake has just taken in the board's changes, cancels among them)."""
-        for waiter in list(self._cancel_watchers):
-            if not waiter.done():
-                waiter.set_result(None)
+        self.watchers.check_now()
 
     async def tick(
         self, task_id: str, *, strict: bool = False, replies: Sequence[Reply] = ()
@@ -162,7 +161,7 @@ class Engine:
                 task_id, "lease_lost", tick.count, detail=str(lost), steps=tick.steps
             )
         finally:
-            await tick.stop_keeping_alive()  # no heartbeat may renew a lease given back
+            await tick.keep.stop()  # no heartbeat may renew a lease given back
             await run_io(release, self.db, tick.lease)
         report.took_over = lease.took_over
         return report
@@ -183,9 +182,14 @@ class _Tick:
         self.board_id = ""
         self.workspace: Path | None = None  # the run's worktree, once made or found this tick
         # the tick's heartbeat and cancel watcher, started when user code first runs
-        self._beater: asyncio.Task[None] | None = None
-        self._watcher: asyncio.Task[str] | None = None
-        self._lost: LeaseLost | None = None  # what the heartbeat found
+        self.keep = KeepAlive(
+            engine.db,
+            lease,
+            engine.clock,
+            lease_seconds=engine.config.lease_seconds,
+            cancel_check_seconds=engine.config.cancel_check_seconds,
+            watchers=engine.watchers,
+        )
 
     def _report(self, outcome: TickOutcome, status: str, detail: str = "") -> TickReport:
         return TickReport(self.lease.task_id, outcome, self.count, status, detail, self.steps)
@@ -239,16 +243,14 @@ class _Tick:
                     problem = await self._prepare_workspace(factory, run, task)
                     try:
                         outcome = problem or await self._execute(factory, state, run, task)
-                    except _CancelRequested as stop:
+                    except CancelRequested as stop:
                         outcome = Cancelled(stop.by, interrupted=True, partial=stop.partial)
                     finally:
                         # before the commit: no progress of this call lands after its log
                         if await self.engine.progress.finish(task.id):
                             clear_progress = True
                 step = decide(factory, run.view(), outcome)
-            run, task = await self._write(
-                self._commit, run, step, started, consumed, clear_progress
-            )
+            run, task = await self._commit(run, step, started, consumed, clear_progress)
             clear_progress = False
             self.count += 1
             self.steps.append(step)
@@ -264,9 +266,9 @@ class _Tick:
                 # a cancel request ends the wait early. The task is read again either way:
                 # the watcher polls, so a cancel late in (or shorter than) its interval is
                 # seen only here, and the next attempt must not start on a cancelled card
-                await _first(self.clock.sleep(delay), self._keep_alive())
+                await _first(self.clock.sleep(delay), self.keep.start())
                 task = await self._read(repo.get_task, self.lease.task_id)
-                self._check_lease()
+                self.keep.check_lease()
         return self._report("yielded", run.status, "transition budget for this tick used")
 
     # -- executing states (user code) ------------------------------------------------
@@ -283,7 +285,7 @@ class _Tick:
                     return await self._agent(agent, timeout, run, task)
                 try:
                     event = await self._call(select, self._input(run, task), timeout, sid, "select")
-                except _UserCodeFailed as failed:
+                except UserCodeFailed as failed:
                     return Errored(str(failed))
                 if not isinstance(event, str) or not event:
                     return Errored(
@@ -296,7 +298,7 @@ class _Tick:
                 guard = factory.guard(until)
                 try:
                     satisfied = await self._call(guard, dict(run.ctx), None, sid, "guard")
-                except _UserCodeFailed as failed:
+                except UserCodeFailed as failed:
                     return Errored(str(failed))
                 return GuardChecked(bool(satisfied))
             case Terminal():
@@ -313,8 +315,25 @@ class _Tick:
         try:
             raw = await self._call(agent, self._input(run, task), time_limit, run.state_id, "agent")
             return Succeeded(parse_result(raw, run.state_id))
-        except (_UserCodeFailed, BadResult) as failed:
+        except (UserCodeFailed, BadResult) as failed:
             return Errored(str(failed))
+
+    async def _call(
+        self, fn: Callable[..., Any], arg: Any, time_limit: float | None, state_id: str, what: str
+    ) -> Any:
+        """Run user code under the tick's heartbeat, stopped by a cancel request."""
+        result = await user_code.call(
+            self.engine.agents,
+            fn,
+            arg,
+            time_limit=time_limit,
+            state_id=state_id,
+            what=what,
+            label=f"{what} in state {state_id!r} of task {self.lease.task_id[:8]}",
+            cancelled=self.keep.start(),
+        )
+        self.keep.check_lease()
+        return result
 
     def _input(self, run: repo.RunRow, task: repo.TaskRow) -> AgentInput:
         return AgentInput(
@@ -330,152 +349,6 @@ class _Tick:
             workspace=self.workspace,
             progress=self.engine.progress.start(task.id, run.id, run.state_id, task.title),
         )
-
-    async def _call(
-        self,
-        fn: Callable[..., Any],
-        arg: Any,
-        time_limit: float | None,
-        state_id: str,
-        what: str,
-    ) -> Any:
-        """Run user code under the heartbeat. A cancel request seen meanwhile stops it (async
-        code is cancelled, a sync call's thread abandoned) and raises _CancelRequested."""
-        cancelled = self._keep_alive()
-        if cancelled.done():  # seen already (during a commit, a workspace): do not start it
-            raise _CancelRequested(cancelled.result(), "")
-        partial = Partial()
-        work = asyncio.create_task(self._user_code(fn, arg, time_limit, state_id, what, partial))
-        try:
-            await asyncio.wait({work, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:  # the tick itself (a stop whose grace ran out)
-            work.cancel()
-            await asyncio.wait({work})  # its own cleanup first: a command's process group
-            raise
-        if not cancelled.done():
-            result = work.result()
-            self._check_lease()
-            return result
-        by = cancelled.result()
-        log.info(
-            "task %s: cancel requested by %s; stopping the %s in state %r",
-            self.lease.task_id[:8],
-            by,
-            what,
-            state_id,
-        )
-        # even a call that returned just now: the person asked to stop, its result is
-        # not acted on
-        work.cancel()
-        await asyncio.wait({work})  # a command_agent: until its process group is gone
-        if not work.cancelled() and work.exception() is not None:
-            log.debug("user code in %s ended with an error as it was cancelled", state_id)
-        raise _CancelRequested(by, partial.markdown)
-
-    async def _user_code(
-        self,
-        fn: Callable[..., Any],
-        arg: Any,
-        time_limit: float | None,
-        state_id: str,
-        what: str,
-        partial: Partial,
-    ) -> Any:
-        use_partial(partial)  # this task's context: the agent hands its partial output here
-        try:
-            if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-                getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
-            ):
-                result = await within(fn(arg), time_limit)
-            else:
-                # sync user code runs in a thread of its own, never one the worker's
-                # database work or this heartbeat needs; past its timeout it runs on there
-                label = f"{what} in state {state_id!r} of task {self.lease.task_id[:8]}"
-                try:
-                    result = await self.engine.agents.run(fn, arg, label, time_limit)
-                except asyncio.CancelledError:
-                    partial.parts.append(
-                        f"The {what} (a plain function) could not be stopped: its thread "
-                        "runs on until it returns, and whatever it returns is ignored."
-                    )
-                    raise
-            if inspect.isawaitable(result):
-                result = await within(result, time_limit)
-            return result
-        except TimeLimitExceeded as exc:
-            raise _UserCodeFailed(
-                f"state {state_id!r}: {what} timed out after {exc.seconds:g} s"
-            ) from None
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.debug("user code raised in %s", state_id, exc_info=True)
-            raise _UserCodeFailed(
-                f"state {state_id!r}: {what} raised {type(exc).__name__}: {exc}"
-            ) from exc
-
-    def _keep_alive(self) -> asyncio.Task[str]:
-        """Start, once per tick, the heartbeat that renews the lease and the watcher of the
-        task's cancel request; both run until the tick ends (`stop_keeping_alive`).
-
-        Returns the watcher: a task that ends, with who asked, once a cancel request is
-        seen. A lease the heartbeat finds lost surfaces at the next `_check_lease`.
-        """
-        if self._watcher is None:
-            self._beater = asyncio.create_task(self._beat())
-            self._watcher = asyncio.create_task(self._watch_cancel())
-        return self._watcher
-
-    def _check_lease(self) -> None:
-        if self._lost is not None:
-            raise self._lost
-
-    async def stop_keeping_alive(self) -> None:
-        for helper in (self._beater, self._watcher):
-            if helper is not None:
-                helper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await helper
-        self._beater = self._watcher = None
-
-    async def _beat(self) -> None:
-        """Renew the lease every third of its time, as long as the tick lasts."""
-        interval = self.config.lease_seconds / 3
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                self.lease = await run_io(
-                    renew, self.db, self.lease, self.clock.now(), self.config.lease_seconds
-                )
-            except LeaseLost as exc:
-                self._lost = exc
-                return
-            except Exception:  # a database hiccup: keep beating, the next one may pass
-                log.warning("lease heartbeat failed for %s", self.lease.task_id, exc_info=True)
-
-    async def _watch_cancel(self) -> str:
-        """Who asked to cancel, once the task's cancel request is seen: read every
-        cancel_check_seconds (at least as often as the lease is renewed), and at once
-        when the engine is told to check (intake saw the board change)."""
-        every = min(self.config.cancel_check_seconds, self.config.lease_seconds / 3)
-        loop = asyncio.get_running_loop()
-        while True:
-            waiter: asyncio.Future[None] = loop.create_future()
-            self.engine._cancel_watchers.add(waiter)
-            try:
-                # asyncio.wait, not wait_for: on Python 3.11 wait_for swallows a cancel that
-                # lands as the waiter completes, and the heartbeat then waits on this forever
-                await asyncio.wait({waiter}, timeout=every)
-            finally:
-                self.engine._cancel_watchers.discard(waiter)
-                waiter.cancel()
-            try:
-                by = await self._read(repo.cancel_request, self.lease.task_id)
-            except Exception:  # a database hiccup: the next check may pass
-                log.warning("cancel check failed for %s", self.lease.task_id, exc_info=True)
-                continue
-            if by is not None:
-                return str(by)
 
     # -- persistence ------------------------------------------------------------------
 
@@ -506,32 +379,35 @@ class _Tick:
             run = repo.get_run(conn, run.id)
         return run, repo.get_task(conn, task.id)
 
-    def _commit(
+    async def _commit(
         self,
-        conn: Any,
         run: repo.RunRow,
         step: Step,
         started: datetime,
         consumed: list[str],
         clear_progress: bool,
     ) -> tuple[repo.RunRow, repo.TaskRow]:
+        """Commit the step: here on the loop when that cannot block (store/steps.py),
+        else on a thread."""
         now = self.clock.now()
-        effects = plan_effects(step, now, run.transitions + 1, self.config.summary_comment)
-        committed = repo.commit_step(
-            conn,
+        steps = self.engine.steps
+        planned = steps.plan(
             self.lease,
             self.board_id,
             run,
             step,
-            effects,
+            plan_effects(step, now, run.transitions + 1, self.config.summary_comment),
             started_at=started,
             now=now,
             ttl=self.config.lease_seconds,
             not_before=repo.backoff_until(now, step.retry_delay_ms),
             consumed=consumed,
+            # the step's own log says the rest of what the progress line said
+            clear_progress=clear_progress,
         )
-        if clear_progress:  # after the fenced update: a fenced-off worker writes nothing
-            progress_store.clear_line(conn, run.task_id)  # the step's own log says the rest
+        committed = steps.commit_here(planned)
+        if committed is None:
+            committed = await run_io(steps.commit, planned)
         return committed
 
     # -- the run's git worktree ------------------------------------------------------------
@@ -547,9 +423,9 @@ class _Tick:
         branch = current.workspace_branch or branch_name(task.title, run.id)
         try:
             # a first clone of a URL or a large checkout may outlast the lease: keep it alive
-            self._keep_alive()
+            self.keep.start()
             made = await run_io(worktrees.ensure, spec, branch, current.workspace_state, Path.cwd())
-            self._check_lease()
+            self.keep.check_lease()
         except worktrees.WorkspaceError as exc:
             log.warning("task %s: workspace problem: %s", task.id, exc)
             return WorkspaceFailed(f"workspace: {exc}")
@@ -646,19 +522,6 @@ class _Tick:
 def _code(text: str) -> str:
     """`text` as inline code on the card; a backtick in it would end the span early."""
     return "`" + text.replace("`", "'") + "`"
-
-
-class _UserCodeFailed(Exception):
-    """User code raised or timed out; the message names the state."""
-
-
-class _CancelRequested(Exception):
-    """The task's cancel request was seen while user code ran; the code was stopped."""
-
-    def __init__(self, by: str, partial: str) -> None:
-        super().__init__(f"cancelled by {by}")
-        self.by = by
-        self.partial = partial
 
 
 async def _first(aw: Awaitable[Any], cancelled: asyncio.Task[str]) -> bool:

@@ -23,13 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import functools
 import logging
 import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -41,7 +39,46 @@ T = TypeVar("T")
 # `nfactory start` sizes it to its concurrency; foreground commands need few.
 DEFAULT_IO_THREADS = 8
 
-_io_pool: ThreadPoolExecutor | None = None
+# a job: run fn(*args, **kwargs) in ctx, then settle `done` on `loop`
+_IoJob = tuple[
+    contextvars.Context,
+    Callable[..., Any],
+    tuple[Any, ...],
+    dict[str, Any],
+    asyncio.AbstractEventLoop,
+    "asyncio.Future[Any]",
+]
+
+
+class _IoPool:
+    """Daemon threads taking jobs from one queue. Not ThreadPoolExecutor: every
+    transition hands its write to a thread, and the executor's future, its condition
+    variable and asyncio's wrapping of it cost more than the write's own Python."""
+
+    def __init__(self, threads: int) -> None:
+        self.jobs: queue.SimpleQueue[_IoJob | None] = queue.SimpleQueue()
+        self.threads = threads
+        for i in range(threads):
+            threading.Thread(target=self._serve, name=f"nfactory-io_{i}", daemon=True).start()
+
+    def _serve(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            context, fn, args, kwargs, loop, done = job
+            try:
+                outcome: tuple[bool, Any] = (True, context.run(fn, *args, **kwargs))
+            except BaseException as exc:  # handed to the caller, like to_thread does
+                outcome = (False, exc)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, done, outcome)
+            del job, outcome, done  # no reference to a result outlives its call
+
+    def close(self) -> None:
+        """Each thread ends after the jobs queued before this."""
+        for _ in range(self.threads):
+            self.jobs.put(None)
+
+
+_io_pool: _IoPool | None = None
 
 
 def io_threads_for(concurrency: int) -> int:
@@ -60,12 +97,12 @@ def agent_threads_for(concurrency: int) -> int:
 def configure_io(threads: int) -> None:
     """Size the worker's own pool; call before any work (a running pool is replaced)."""
     global _io_pool
-    old, _io_pool = _io_pool, ThreadPoolExecutor(threads, thread_name_prefix="nfactory-io")
+    old, _io_pool = _io_pool, _IoPool(threads)
     if old is not None:
-        old.shutdown(wait=False)
+        old.close()
 
 
-def _pool() -> ThreadPoolExecutor:
+def _pool() -> _IoPool:
     if _io_pool is None:
         configure_io(DEFAULT_IO_THREADS)
     assert _io_pool is not None
@@ -73,10 +110,12 @@ def _pool() -> ThreadPoolExecutor:
 
 
 async def run_io(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """asyncio.to_thread on the worker's own pool: never queued behind agent code."""
+    """asyncio.to_thread on the worker's own pool: never queued behind agent code. A
+    caller cancelled meanwhile stops waiting; the call itself runs to its end."""
     loop = asyncio.get_running_loop()
-    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-    return await loop.run_in_executor(_pool(), call)
+    done: asyncio.Future[T] = loop.create_future()
+    _pool().jobs.put((contextvars.copy_context(), fn, args, kwargs, loop, done))
+    return await done
 
 
 class TimeLimitExceeded(Exception):
@@ -112,12 +151,12 @@ IDLE_NAME = "nfactory-idle-thread"  # a waiting thread's name; a running one nam
 
 
 @dataclass(eq=False)  # identity: two calls are never the same slot
-class _Call:
+class AgentCall:
     label: str
     given_up: float | None = None  # when its caller stopped waiting; the thread runs on
 
 
-_Job = tuple[_Call, Callable[[], None]]
+_Job = tuple[AgentCall, Callable[[], None]]
 
 
 class AgentThreads:
@@ -128,7 +167,7 @@ class AgentThreads:
             raise ValueError(f"agent threads: limit must be at least 1, got {limit}")
         self.limit = limit
         self._lock = threading.Lock()
-        self._live: set[_Call] = set()  # slots taken: threads running (or about to)
+        self._live: set[AgentCall] = set()  # slots taken: threads running (or about to)
         self._waiters: list[asyncio.Future[None]] = []
         self._idle: list[queue.SimpleQueue[_Job]] = []  # threads waiting for a call
 
@@ -144,18 +183,16 @@ class AgentThreads:
         with self._lock:
             return sum(1 for c in self._live if c.given_up is not None)
 
-    async def run(
-        self, fn: Callable[[Any], T], arg: Any, label: str, time_limit: float | None = None
-    ) -> T:
-        """`fn(arg)` on its own thread, once one of the `limit` slots is free;
-        TimeLimitExceeded after `time_limit` seconds of running (waiting for a slot is not
-        the agent's time). A timeout or a cancellation leaves the thread running in its
-        slot: Python cannot stop a thread."""
-        call = _Call(label)
+    async def start(
+        self, fn: Callable[[Any], T], arg: Any, label: str, context: contextvars.Context
+    ) -> tuple[AgentCall, asyncio.Future[T]]:
+        """Start `fn(arg)`, run in `context`, on a thread of its own once one of the
+        `limit` slots is free (waiting for a slot is not the agent's time); the call, for
+        `give_up`, and the future of what it returns or raises."""
+        call = AgentCall(label)
         await self._take_slot(call)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T] = loop.create_future()
-        context = contextvars.copy_context()
 
         def target() -> None:
             try:
@@ -178,11 +215,7 @@ class AgentThreads:
             except BaseException:
                 self._release(call)
                 raise
-        try:
-            return await within(done, time_limit)
-        except (TimeLimitExceeded, asyncio.CancelledError):
-            self._give_up(call)
-            raise
+        return call, done
 
     def _serve(self, job: _Job) -> None:
         """An agent thread: run its call, then wait up to IDLE_SECONDS for another."""
@@ -206,7 +239,7 @@ class AgentThreads:
                         return
                 job = inbox.get()  # a call was handed over just as the wait ran out
 
-    async def _take_slot(self, call: _Call) -> None:
+    async def _take_slot(self, call: AgentCall) -> None:
         loop = asyncio.get_running_loop()
         told = False
         while True:
@@ -231,7 +264,7 @@ class AgentThreads:
                 with self._lock, contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
 
-    def _release(self, call: _Call) -> None:
+    def _release(self, call: AgentCall) -> None:
         """In the agent's thread, as it ends: free the slot and wake whoever waits for one."""
         with self._lock:
             self._live.discard(call)
@@ -246,7 +279,9 @@ class AgentThreads:
                 time.monotonic() - call.given_up,
             )
 
-    def _give_up(self, call: _Call) -> None:
+    def give_up(self, call: AgentCall) -> None:
+        """Its caller stopped waiting (a timeout, a stop, a cancel): the thread runs on in
+        its slot, counted as overrunning, until it returns; Python cannot stop a thread."""
         with self._lock:
             if call not in self._live:
                 return  # it returned just as its caller gave up

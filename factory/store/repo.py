@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from factory.effects import Effect, StateEffect, blocked_effects, state_effect
 from factory.statuses import ACTIVE, OutboxStatus, RunStatus, TaskStatus
 from factory.store.db import Database
-from factory.store.leases import Lease, LeaseLost, guard
+from factory.store.leases import Lease, guard
 from factory.store.tables import boards, consumed_comments, outbox, runs, tasks, transitions
-from factory.transitions import RunView, Step
+from factory.transitions import RunView
 
 LOCAL_BOARD = "local"
 
@@ -269,153 +268,6 @@ def start_run(
     return get_run(conn, run_id)
 
 
-# The hot path's statements, built once: a statement object memoizes its cache key, so
-# SQLAlchemy finds the compiled SQL without rebuilding or re-hashing the statement.
-_RUN_STEP = (
-    update(runs)
-    .where(
-        runs.c.id == bindparam("w_id"),
-        runs.c.transitions == bindparam("w_transitions"),
-        runs.c.active,
-    )
-    .values(
-        {
-            c: bindparam(f"v_{c}")
-            for c in (
-                "status",
-                "active",
-                "state_id",
-                "previous_state_id",
-                "ctx",
-                "attempt",
-                "iterations",
-                "transitions",
-                "last_error",
-                "updated_at",
-                "finished_at",
-            )
-        }
-    )
-)
-_ADD_TRANSITION = insert(transitions)
-_ADD_EFFECTS = insert(outbox)
-
-
-@functools.cache
-def _task_step(columns: tuple[str, ...]) -> Any:
-    """The task's update for a transition, fenced by the lease (owner and epoch) and
-    extending it, returning the row as it now is."""
-    return (
-        update(tasks)
-        .where(
-            tasks.c.id == bindparam("w_id"),
-            tasks.c.lease_owner == bindparam("w_owner"),
-            tasks.c.lease_epoch == bindparam("w_epoch"),
-        )
-        .values({c: bindparam(f"v_{c}") for c in columns})
-        .returning(*tasks.c)
-    )
-
-
-def commit_step(
-    conn: Connection,
-    lease: Lease,
-    board_id: str,
-    run: RunRow,
-    step: Step,
-    effects: Sequence[Effect],
-    *,
-    started_at: datetime,
-    now: datetime,
-    ttl: float,
-    not_before: datetime | None = None,
-    consumed: Sequence[str] = (),
-) -> tuple[RunRow, TaskRow]:
-    """Persist one transition: task, run, transition row, outbox rows and consumed comments.
-
-    The caller owns the transaction. The task's update comes first and carries the lease
-    guard (it extends the lease), so a fenced-off worker writes nothing at all; it returns
-    the task row as committed, the cancel request with it, so the caller need not read the
-    task again before its next step.
-    """
-    seq = run.transitions + 1
-    ends = step.ends_run
-    task_values: dict[str, Any] = {
-        "lease_expires_at": now + timedelta(seconds=ttl),
-        "status": step.run_status,
-        "step": step.to_state,
-        "not_before": not_before,
-        "updated_at": now,
-    }
-    if step.error or ends:
-        task_values["last_error"] = step.error
-    if ends:
-        task_values["active_run_id"] = None
-    row = (
-        conn.execute(
-            _task_step(tuple(task_values)),
-            {"w_id": run.task_id, "w_owner": lease.owner, "w_epoch": lease.epoch}
-            | {f"v_{k}": v for k, v in task_values.items()},
-        )
-        .mappings()
-        .one_or_none()
-    )
-    if row is None:
-        raise LeaseLost(lease)
-    previous = run.previous_state_id if step.to_state == step.from_state else step.from_state
-    changes: dict[str, Any] = {
-        "status": step.run_status,
-        "active": not ends,
-        "state_id": step.to_state,
-        "previous_state_id": previous,
-        "ctx": dict(step.ctx),
-        "attempt": step.next_attempt,
-        "iterations": dict(step.iterations),
-        "transitions": seq,
-        "last_error": step.error if step.error else run.last_error,
-        "updated_at": now,
-        "finished_at": now if ends else None,
-    }
-    updated = conn.execute(
-        _RUN_STEP,
-        {"w_id": run.id, "w_transitions": run.transitions}
-        | {f"v_{k}": v for k, v in changes.items()},
-    )
-    if updated.rowcount != 1:
-        # The fencing guard makes this unreachable unless the run was changed outside a lease.
-        raise RuntimeError(f"run {run.id} changed under transition {seq}; refusing to write")
-    conn.execute(
-        _ADD_TRANSITION,
-        {
-            "run_id": run.id,
-            "task_id": run.task_id,
-            "seq": seq,
-            "from_state": step.from_state,
-            "to_state": step.to_state,
-            "event": step.event,
-            "reason": step.reason,
-            "attempt": step.attempt,
-            "loop_iteration": step.loop_iteration,
-            "message": step.message,
-            "error": step.error,
-            "worker_id": lease.owner,
-            "epoch": lease.epoch,
-            "started_at": started_at,
-            "committed_at": now,
-        },
-    )
-    add_effects(conn, run.task_id, board_id, run.id, seq, effects, now)
-    if consumed:
-        conn.execute(
-            insert(consumed_comments),
-            [
-                {"task_id": run.task_id, "comment_id": c, "run_id": run.id, "consumed_at": now}
-                for c in consumed
-            ],
-        )
-    return replace(run, **changes), TaskRow(**row)
-
-
 def add_effects(
     conn: Connection,
     task_id: str,
@@ -429,7 +281,7 @@ def add_effects(
     if not effects:
         return
     conn.execute(
-        _ADD_EFFECTS,
+        insert(outbox),
         [
             {
                 "task_id": task_id,

@@ -33,6 +33,7 @@ from factory.store import repo
 from factory.store.db import Database
 from factory.store.db import make_engine as open_engine
 from factory.store.leases import LeaseHeld, LeaseLost, claim, guard, holder, release, renew
+from factory.store.steps import StepWriter
 from factory.store.tables import outbox, runs, tasks, transitions
 from factory.transitions import Succeeded, decide
 from tests.engine.helpers import make_engine, new_task, path, run_of, task
@@ -201,10 +202,17 @@ def test_a_fenced_worker_writes_nothing(db: Database) -> None:
     step = decide(factory, run.view(), Succeeded(result))
     assert (step.from_state, step.to_state) == ("s1", "s2")
     before = snapshot(db)
-    with pytest.raises(LeaseLost), db.begin() as conn:
-        repo.commit_step(
-            conn, a, repo.LOCAL_BOARD, run, step, [], started_at=now, now=later, ttl=30
+    writer = StepWriter(db)
+    with pytest.raises(LeaseLost):
+        writer.commit(
+            writer.plan(a, repo.LOCAL_BOARD, run, step, [], started_at=now, now=later, ttl=30)
         )
+    assert (
+        writer.commit_here(
+            writer.plan(a, repo.LOCAL_BOARD, run, step, [], started_at=now, now=later, ttl=30)
+        )
+        is None
+    ), "the event loop's fast path wrote under a lost lease"
     with pytest.raises(LeaseLost), db.begin() as conn:
         repo.start_run(conn, a, repo.get_task(conn, tid), "s1", {}, later, 30)
     with pytest.raises(LeaseLost), db.begin() as conn:
@@ -212,10 +220,9 @@ def test_a_fenced_worker_writes_nothing(db: Database) -> None:
     assert snapshot(db) == before, "a fenced-off worker changed the database"
 
     # the same step under B's live lease is committed: the refusal was the fence, not the step
-    with db.begin() as conn:
-        repo.commit_step(
-            conn, b, repo.LOCAL_BOARD, run, step, [], started_at=later, now=later, ttl=30
-        )
+    writer.commit(
+        writer.plan(b, repo.LOCAL_BOARD, run, step, [], started_at=later, now=later, ttl=30)
+    )
     rows = history_rows(db, tid)
     assert [(r["seq"], r["worker_id"], r["epoch"]) for r in rows] == [(1, "B", b.epoch)]
 

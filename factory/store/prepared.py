@@ -1,0 +1,128 @@
+"""SQLAlchemy statements compiled once, run on the driver's own cursor.
+
+SQLAlchemy's execution layer costs about ten times the driver's own work per statement
+(execution context, cache lookup, parameter processing, result wrapping). For the few
+statements the engine runs on every transition that is most of a transition's CPU, so
+they are compiled here once per dialect and sent to the DBAPI cursor directly. The SQL
+text, the parameter conversions (datetimes, JSON, booleans) and the row conversions are
+still SQLAlchemy's own, taken from the compiled statement and the columns' types: stored
+values are the same whichever layer wrote them.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.dml import UpdateBase
+
+from factory.store.db import Database
+
+Processor = Callable[[Any], Any] | None
+
+
+class Prepared:
+    """One statement's SQL for a dialect and how its parameters and rows convert."""
+
+    __slots__ = ("_cols", "_fixed", "_get", "_names", "_procs", "_row_procs", "positional", "sql")
+
+    def __init__(
+        self,
+        sql: str,
+        binds: Sequence[tuple[str, Processor]],  # in the order a positional driver wants
+        positional: bool,
+        columns: Sequence[tuple[str, Processor]],  # RETURNING columns, in row order
+        fixed: Mapping[str, Any],  # values written into the statement (`.values(line=None)`)
+    ) -> None:
+        self.sql = sql
+        self.positional = positional
+        self._names = tuple(name for name, _ in binds)
+        # the values in bind order in one C call; then only the few that need converting
+        getter = operator.itemgetter(*self._names)
+        self._get: Callable[[Mapping[str, Any]], Sequence[Any]] = (
+            getter if len(self._names) > 1 else lambda values: (getter(values),)
+        )
+        self._procs = tuple((i, p) for i, (_, p) in enumerate(binds) if p is not None)
+        self._fixed = dict(fixed)
+        self._cols = tuple(name for name, _ in columns)
+        self._row_procs = tuple((i, p) for i, (_, p) in enumerate(columns) if p is not None)
+
+    def params(self, values: Mapping[str, Any]) -> list[Any] | dict[str, Any]:
+        """The driver's parameters for `values` (by bind name); a missing name is a bug
+        in the caller, so KeyError is left to name it."""
+        if self._fixed:
+            values = {**self._fixed, **values}
+        out = list(self._get(values))
+        for i, proc in self._procs:
+            out[i] = proc(out[i])
+        return out if self.positional else dict(zip(self._names, out, strict=True))
+
+    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
+        """A RETURNING row as column name -> Python value."""
+        out = list(raw)
+        for i, proc in self._row_procs:
+            out[i] = proc(out[i])
+        return dict(zip(self._cols, out, strict=True))
+
+
+def prepare(stmt: UpdateBase, dialect: Dialect) -> Prepared:
+    """Compile `stmt` for `dialect`, with its parameters' and RETURNING columns' converters."""
+    compiled = stmt.compile(dialect=dialect)
+    positional = compiled.positiontup is not None
+    names = compiled.positiontup if positional else list(compiled.binds)
+    binds = tuple((name, _bind_processor(compiled.binds[name], dialect)) for name in names)
+    returned: Sequence[ColumnElement[Any]] = stmt._returning  # the RETURNING list as given
+    columns = tuple(
+        (str(col.key), col.type.dialect_impl(dialect).result_processor(dialect, None))
+        for col in returned
+    )
+    fixed = {name: bp.value for name, bp in compiled.binds.items() if not bp.required}
+    return Prepared(compiled.string, binds, positional, columns, fixed)
+
+
+def _bind_processor(bind: Any, dialect: Dialect) -> Processor:
+    proc: Processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+    return proc
+
+
+@contextmanager
+def driver_transaction(db: Database) -> Iterator[Any]:
+    """A transaction on a pooled connection's own DBAPI connection, committed when the
+    block ends and rolled back if it raises; yields that DBAPI connection.
+
+    SQLite's begins with BEGIN IMMEDIATE (the write lock up front, as every write
+    transaction here); psycopg begins on the first statement. A driver error is raised as
+    SQLAlchemy's (DBAPIError and its subclasses), as from any other statement.
+    """
+    fairy = db.raw_connection()
+    try:
+        conn = fairy.driver_connection
+        if db.dialect.name == "sqlite":
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.commit()
+        except BaseException:
+            _rollback_quietly(conn)
+            raise
+    except db.dialect.loaded_dbapi.Error as exc:
+        # the dialect decides whether the connection is dead; the pool then drops it
+        dead = db.dialect.is_disconnect(exc, fairy.dbapi_connection, None)
+        if dead:
+            fairy.invalidate(exc)
+        raise DBAPIError.instance(
+            None, None, exc, db.dialect.loaded_dbapi.Error, connection_invalidated=dead
+        ) from exc
+    finally:
+        fairy.close()
+
+
+def _rollback_quietly(conn: Any) -> None:
+    # the connection may be dead: the error that got us here says why
+    with suppress(Exception):
+        conn.rollback()
