@@ -16,8 +16,10 @@ It prints transitions per second for both (the median round), their ratio, the C
 per transition of each (all the process's threads; it counts what the machine's load
 does not, and includes what the OS does for the process: SQLite's writes), and, per
 transition of the engine, the statements, BEGINs, commits, rollbacks, pool pre-pings and
-database round trips (all of those; on SQLite, calls into the library), counted with
-SQLAlchemy event listeners. Numbers are wall time on this machine, not assertions.
+round trips (exchanges that wait for the database; on SQLite, calls into the library),
+counted at the driver in the first round (factory/store/trace.py, which says what each
+counts: an executemany counts a statement per row). Numbers are wall time on this
+machine, not assertions.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from factory import define_factory, done, failed, orchestrate
@@ -43,6 +45,7 @@ from factory.engine import Engine, EngineConfig
 from factory.store import repo
 from factory.store.db import Database, make_engine, migrate
 from factory.store.leases import claim
+from factory.store.trace import KINDS, count_calls
 
 STEPS = 100  # transitions per task, all in one tick
 
@@ -56,50 +59,25 @@ def noop_factory():  # type: ignore[no-untyped-def]
     return define_factory(id="noop", start="s0", states=states | {"end": done(), "bad": failed()})
 
 
-def count_calls(db: Database) -> Counter[str]:
-    """Statements, BEGINs, commits, rollbacks and pre-pings the database is sent."""
-    seen: Counter[str] = Counter()
-
-    @event.listens_for(db, "before_cursor_execute")
-    def _statement(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        if not statement.lstrip().upper().startswith("BEGIN"):  # SQLite's, counted below
-            seen["statements"] += 1
-
-    @event.listens_for(db, "begin")
-    def _begin(conn) -> None:  # type: ignore[no-untyped-def]
-        seen["begins"] += 1
-
-    @event.listens_for(db, "commit")
-    def _commit(conn) -> None:  # type: ignore[no-untyped-def]
-        seen["commits"] += 1
-
-    @event.listens_for(db, "rollback")
-    def _rollback(conn) -> None:  # type: ignore[no-untyped-def]
-        seen["rollbacks"] += 1
-
-    ping = db.dialect.do_ping
-
-    def counted_ping(dbapi_connection: Any) -> bool:
-        seen["pings"] += 1
-        return ping(dbapi_connection)
-
-    db.dialect.do_ping = counted_ping  # type: ignore[method-assign]
-    return seen
-
-
-async def engine_round(db: Database, engine: Engine, tasks: int) -> tuple[float, float, int]:
-    """(seconds, CPU seconds, transitions) for `tasks` tasks ticked to their end."""
+async def engine_round(
+    db: Database, engine: Engine, tasks: int, count: bool = False
+) -> tuple[float, float, int, Counter[str]]:
+    """(seconds, CPU seconds, transitions, what the ticks sent when `count`) for `tasks`
+    tasks ticked to their end."""
     ids = []
     for _ in range(tasks):
         with db.begin() as conn:
             ids.append(repo.create_task(conn, factory_id="noop", title="b", now=engine.clock.now()))
     total = 0
-    started, cpu = time.perf_counter(), time.process_time()
-    for tid in ids:
-        report = await engine.tick(tid)
-        assert report.outcome == "finished", report
-        total += report.transitions
-    return time.perf_counter() - started, time.process_time() - cpu, total
+    counting = count_calls(db) if count else nullcontext(Counter[str]())
+    with counting as sent:
+        started, cpu = time.perf_counter(), time.process_time()
+        for tid in ids:
+            report = await engine.tick(tid)
+            assert report.outcome == "finished", report
+            total += report.transitions
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return elapsed, cpu, total, sent
 
 
 # -- the floor: the same SQL through the raw driver ------------------------------------
@@ -230,23 +208,18 @@ def measure(url: str, sync: str, tasks: int, rounds: int) -> dict[str, float]:
     floor_rates: list[float] = []
     engine_cpu: list[float] = []
     floor_cpu: list[float] = []
-    seen = count_calls(db)
-    counted = 0
+    counted, counts = 0, Counter[str]()
     for r in range(rounds):
-        before = Counter(seen)
-        elapsed, cpu, total = asyncio.run(engine_round(db, engine, tasks))
+        elapsed, cpu, total, sent = asyncio.run(engine_round(db, engine, tasks, count=r == 0))
         if r == 0:
-            counted = total
-            counts = seen - before
+            counted, counts = total, sent
         engine_rates.append(total / elapsed)
         engine_cpu.append(cpu / total)
         elapsed, cpu = floor_round(db, connect, tasks, pg)
         floor_rates.append(tasks * STEPS / elapsed)
         floor_cpu.append(cpu / (tasks * STEPS))
     db.dispose()
-    per = {k: counts[k] / counted for k in ("statements", "begins", "commits", "rollbacks")}
-    per["pings"] = counts["pings"] / counted
-    per["round trips"] = sum(per.values())
+    per = {k: counts[k] / counted for k in KINDS}
     return {
         "engine": statistics.median(engine_rates),
         "floor": statistics.median(floor_rates),
@@ -283,7 +256,7 @@ def main() -> None:
                 f"{m['engine'] / m['floor']:>6.0%} {1000 / m['engine']:>6.2f} "
                 f"{m['engine cpu'] * 1000:>9.3f} {m['floor cpu'] * 1000:>9.3f} "
                 f"{m['statements']:>6.2f} {m['begins']:>6.2f} {m['commits']:>7.2f} "
-                f"{m['rollbacks']:>6.2f} {m['pings']:>5.2f} {m['round trips']:>6.2f}",
+                f"{m['rollbacks']:>6.2f} {m['pings']:>5.2f} {m['round_trips']:>6.2f}",
                 flush=True,
             )
 
