@@ -9,7 +9,6 @@ transition costs two round trips (the statements, then COMMIT) whatever their nu
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from factory.statuses import OutboxStatus
 from factory.store import progress
 from factory.store.db import Database
 from factory.store.leases import Lease, LeaseLost
-from factory.store.prepared import Prepared, driver_transaction, prepare
+from factory.store.prepared import Prepared, Transaction, driver_transaction, prepare
 from factory.store.repo import RunRow, TaskRow
 from factory.store.tables import consumed_comments, outbox, runs, tasks, transitions
 from factory.transitions import Step
@@ -128,6 +127,7 @@ class StepWriter:
         )
         self._clear_progress = prepare(progress.CLEAR_LINE, dialect)
         self._here = _LoopConnection(db)
+        self._here.open()  # now, not at the first commit: never a pool checkout on the loop
 
     def plan(
         self,
@@ -237,19 +237,25 @@ class StepWriter:
         """
         try:
             try:
-                with driver_transaction(self.db) as conn:
-                    return self._write(conn, planned)
+                with driver_transaction(self.db) as tx:
+                    return self._write(tx, planned)
             except DBAPIError as exc:
                 if not exc.connection_invalidated:
                     raise
-            with driver_transaction(self.db) as conn:
-                return self._write(conn, planned)
+            with driver_transaction(self.db) as tx:
+                return self._write(tx, planned)
         except DBAPIError:
             # a statement refused (the transition row of a seq another worker wrote first,
             # say): a fenced-off worker is told so, not shown the constraint it tripped
             if not self._still_held(planned.lease):
                 raise LeaseLost(planned.lease) from None
             raise
+
+    def own_connections(self) -> list[sqlite3.Connection]:
+        """The DBAPI connections this writer keeps outside the pool (to count their calls:
+        store/trace.py)."""
+        conn = self._here.open()
+        return [] if conn is None else [conn]
 
     def commit_here(self, planned: Planned) -> tuple[RunRow, TaskRow] | None:
         """`commit` on the calling thread, the event loop's, when that cannot block: on
@@ -265,7 +271,7 @@ class StepWriter:
         except sqlite3.OperationalError:  # another connection writes: not now, not here
             return None
         try:
-            committed = self._write(conn, planned)
+            committed = self._write(Transaction(conn), planned)
             conn.commit()
         except (sqlite3.Error, LeaseLost):
             conn.rollback()
@@ -275,22 +281,23 @@ class StepWriter:
             raise
         return committed
 
-    def _write(self, conn: Any, planned: Planned) -> tuple[RunRow, TaskRow]:
+    def _write(self, tx: Transaction, planned: Planned) -> tuple[RunRow, TaskRow]:
+        conn = tx.conn
         task_cur, run_cur, cur = conn.cursor(), conn.cursor(), conn.cursor()
         lease, task_stmt = planned.lease, planned.task_statement
-        with conn.pipeline() if self._pipelined else contextlib.nullcontext():
-            task_cur.execute(task_stmt.sql, planned.task_params)
-            # without a pipeline, a lost lease stops here; with one, after the lot
-            raw = None if self._pipelined else _lease_row(task_cur, lease)
-            run_cur.execute(self._run.sql, planned.run_params)
-            cur.execute(self._transition.sql, planned.transition_params)
-            if planned.outbox_rows:
-                cur.executemany(self._outbox.sql, planned.outbox_rows)
-            if planned.consumed_rows:
-                cur.executemany(self._consumed.sql, planned.consumed_rows)
-            if planned.clear_progress is not None:
-                # after the fenced update: a fenced-off worker writes nothing
-                cur.execute(self._clear_progress.sql, planned.clear_progress)
+        task_cur.execute(task_stmt.sql, planned.task_params)
+        # on SQLite a lost lease stops here; in a pipeline, once all is answered
+        raw = None if self._pipelined else _lease_row(task_cur, lease)
+        run_cur.execute(self._run.sql, planned.run_params)
+        cur.execute(self._transition.sql, planned.transition_params)
+        if planned.outbox_rows:
+            cur.executemany(self._outbox.sql, planned.outbox_rows)
+        if planned.consumed_rows:
+            cur.executemany(self._consumed.sql, planned.consumed_rows)
+        if planned.clear_progress is not None:
+            # after the fenced update: a fenced-off worker writes nothing
+            cur.execute(self._clear_progress.sql, planned.clear_progress)
+        tx.sync()
         if raw is None:
             raw = _lease_row(task_cur, lease)
         if run_cur.rowcount != 1:
@@ -320,10 +327,9 @@ class _LoopConnection:
         self._conn: sqlite3.Connection | None = None
         self._owner = 0
 
-    def get(self) -> sqlite3.Connection | None:
-        if not self._usable:
-            return None
-        if self._conn is None:
+    def open(self) -> sqlite3.Connection | None:
+        """The connection, opened on first use; None where there is none."""
+        if self._conn is None and self._usable:
             fairy = self.db.raw_connection()  # set up as every connection (PRAGMAs)
             conn = fairy.driver_connection
             fairy.detach()  # then kept, outside the pool's count
@@ -333,8 +339,19 @@ class _LoopConnection:
                 self._usable = False
                 return None
             conn.execute("PRAGMA busy_timeout=0")
-            self._conn, self._owner = conn, threading.get_ident()
-        return self._conn if threading.get_ident() == self._owner else None
+            # checkpoints (an fsync) are left to the pool's connections, on their threads
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._conn = conn
+        return self._conn
+
+    def get(self) -> sqlite3.Connection | None:
+        """The connection if the calling thread owns it (the first to ask does)."""
+        conn = self.open()
+        if conn is None:
+            return None
+        if not self._owner:
+            self._owner = threading.get_ident()
+        return conn if threading.get_ident() == self._owner else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import re
 import sqlite3
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, Protocol
 
@@ -138,7 +138,7 @@ def _text(sql: bytes) -> str:
 
 
 @contextmanager
-def count_calls(db: Database) -> Iterator[Counter[str]]:
+def count_calls(db: Database, also: Iterable[Any] = ()) -> Iterator[Counter[str]]:
     """Counts what every connection of `db` sends to the database while the block runs,
     whichever layer sent it (SQLAlchemy, the DBAPI cursor, a psycopg pipeline). The
     counter is filled when the block ends: read it after.
@@ -160,13 +160,13 @@ def count_calls(db: Database) -> Iterator[Counter[str]]:
       waits for the rows), which counting ReadyForQuery would miss.
 
     Connections are traced from their first checkout in the block (or their opening: a
-    connection opened in the block counts its setup statements too) until it ends or
-    they close, so a connection checked out before the block and held through it is not
-    seen. All tracing is removed when the block ends; leave it when no other thread is
-    using `db` (libpq's tracing must not be stopped under a connection in use). Blocks
-    on one database do not nest. Tracing costs a few microseconds per statement (tens
-    on PostgreSQL, where libpq writes out every message). PostgreSQL needs psycopg 3 on
-    Linux (libpq's tracing).
+    connection opened in the block counts its setup statements too) until it ends or they
+    close, so a connection checked out before the block and held through it is not seen;
+    DBAPI connections kept outside the pool are traced when given in `also`. All tracing is
+    removed when the block ends; leave it when no other thread is using `db` (libpq's
+    tracing must not be stopped under a connection in use). Blocks on one database do not
+    nest. Tracing costs a few microseconds per statement (tens on PostgreSQL, where libpq
+    writes out every message). PostgreSQL needs psycopg 3 on Linux (libpq's tracing).
     """
     if db.dialect.driver not in ("pysqlite", "psycopg"):
         raise ValueError(f"count_calls counts sqlite3 and psycopg, not {db.dialect.driver}")
@@ -214,6 +214,8 @@ def count_calls(db: Database) -> Iterator[Counter[str]]:
         ("close", on_close),
         ("close_detached", on_close_detached),
     )
+    for dbapi_conn in also:  # outside the pool (the event loop's own, store/steps.py)
+        trace(dbapi_conn)
     _counting.add(id(db))
     try:
         for name, fn in listeners:

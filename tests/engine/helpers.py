@@ -56,13 +56,27 @@ def path(db: Database, task_id: str) -> list[tuple[str, str, str]]:
 
 
 def statements_on_this_thread(db: Database) -> list[str]:
-    """Statements run on the calling thread (the loop's) from now on."""
+    """Statements run on the calling thread (the loop's) on the pool's connections from
+    now on, seen by SQLAlchemy or, on SQLite, by the library itself (a statement sent on
+    the DBAPI cursor too). The transition writer's own loop connection is not the pool's:
+    it never waits for the write lock (tests/engine/test_step_writer.py)."""
     loop_thread = threading.get_ident()
     seen: list[str] = []
 
-    @event.listens_for(db, "before_cursor_execute")
-    def _note(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+    def note(statement: str) -> None:
         if threading.get_ident() == loop_thread:
             seen.append(statement.split("\n")[0][:60])
+
+    if db.dialect.name == "sqlite":
+
+        @event.listens_for(db, "checkout")
+        def _trace(dbapi_conn, _record, _proxy) -> None:  # type: ignore[no-untyped-def]
+            dbapi_conn.set_trace_callback(note)
+
+    else:
+
+        @event.listens_for(db, "before_cursor_execute")
+        def _note(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+            note(statement)
 
     return seen

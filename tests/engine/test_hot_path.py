@@ -40,16 +40,23 @@ async def test_a_transition_is_one_transaction_of_four_statements(db: Database) 
         "w1", lease_seconds=300, cancel_check_seconds=300, max_transitions_per_tick=50
     )
     engine = Engine(db, {short.id: short, long.id: long}, config, SystemClock())
+    # a first card opens what connections a tick needs: the counted ticks open none
+    await engine.tick(new_task(db, short.id))
     spent = []
     for factory, steps in ((short, 10), (long, 30)):
         tid = new_task(db, factory.id)
-        with count_calls(db) as calls:
+        with count_calls(db, also=engine.steps.own_connections()) as calls:
             report = await engine.tick(tid)
         spent.append(calls)
         assert (report.outcome, report.transitions) == ("finished", steps)
         assert path(db, tid)[-1] == (f"s{steps - 1}", "end", "orchestrate.select")
     kinds = ("statements", "begins", "commits", "rollbacks", "pings", "round_trips")
-    per_transition = {k: (spent[1][k] - spent[0][k]) / 20 for k in kinds}
+    # rounded: psycopg prepares a statement on a connection after its fifth run there and
+    # forgets them all at a rollback, so which pooled connection a read took can shift a
+    # tick's count by one or two; a statement more per transition shifts it by twenty
+    exact = {k: (spent[1][k] - spent[0][k]) / 20 for k in kinds}
+    per_transition = {k: round(v) for k, v in exact.items()}
+    assert all(abs(exact[k] - per_transition[k]) <= 0.1 for k in kinds), exact
     assert per_transition == {
         # task (lease guard, RETURNING), run, transition row, and the outbox insert run
         # once for each of its two rows (an executemany, one execution per row at the driver)
@@ -58,9 +65,9 @@ async def test_a_transition_is_one_transaction_of_four_statements(db: Database) 
         "commits": 1,
         "rollbacks": 0,  # no read between transitions
         "pings": 0,  # no pre-ping of a connection in use moments ago
-        # SQLite: one call into the library per statement, BEGIN and COMMIT; PostgreSQL:
-        # the same, but psycopg sends the outbox rows in one exchange
-        "round_trips": 7 if db.dialect.name == "sqlite" else 6,
+        # SQLite: one call into the library per statement, BEGIN and COMMIT. PostgreSQL:
+        # BEGIN and the statements in one pipeline, answered at once, then COMMIT
+        "round_trips": 7 if db.dialect.name == "sqlite" else 2,
     }
 
 

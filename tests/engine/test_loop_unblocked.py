@@ -1,6 +1,9 @@
-"""The event loop never waits on the database: every statement runs in an I/O thread.
+"""The event loop never waits on the database: every statement on the pool's connections
+runs in an I/O thread, and the one connection the loop writes on itself (a transition's
+commit on SQLite, store/steps.py) never waits for the write lock: taken, the commit goes
+to a thread too.
 
-With SQLite's BEGIN IMMEDIATE and a 30 s busy timeout, a statement run on the loop
+With SQLite's BEGIN IMMEDIATE and a 30 s busy timeout, a statement that waited on the loop
 while another process writes would freeze every heartbeat, lease renewal and webhook.
 """
 
@@ -94,7 +97,7 @@ async def test_one_card_runs_while_another_connection_writes(
     assert task(db, card).status == "done" and report.delivery.delivered > 0
 
 
-async def test_a_whole_cycle_runs_no_statement_on_the_loop(
+async def test_a_whole_cycle_runs_no_pooled_statement_on_the_loop(
     sqlite_file: tuple[Database, Path],
 ) -> None:
     db, _path = sqlite_file

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from factory.effects import LogEffect, state_effect
+from factory.results import AgentResult
 from factory.statuses import RunStatus, TaskStatus
 from factory.store import repo
 from factory.store.db import Database, open_database
@@ -22,7 +23,6 @@ from factory.store.leases import Lease, LeaseLost, claim
 from factory.store.steps import Planned, StepWriter
 from factory.store.tables import outbox, transitions
 from factory.transitions import Succeeded, decide
-from factory.results import AgentResult
 from tests.engine.helpers import new_task
 from tests.engine.test_leases import linear_factory
 
@@ -98,12 +98,12 @@ def test_on_sqlite_the_loop_commits_itself_and_never_waits_for_the_lock(
     other = sqlite3.connect(sqlite_path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process (or thread) writes
     try:
-        assert writer.commit_here(planned) is None  # at once: no wait, nothing written
-        with db.connect() as conn:
-            assert repo.history(conn, lease.task_id) == []
+        assert writer.commit_here(planned) is None  # at once: no wait
     finally:
         other.execute("COMMIT")
         other.close()
+    with db.connect() as conn:
+        assert repo.history(conn, lease.task_id) == []  # and nothing written
     committed = writer.commit_here(planned)  # the lock is free: done here
     assert committed is not None and committed[1].step == "s2"
     with db.connect() as conn:
@@ -126,7 +126,7 @@ def test_the_loop_connection_is_not_used_from_another_thread(sqlite_path: Path) 
 def test_with_synchronous_full_every_commit_goes_to_a_thread(sqlite_path: Path) -> None:
     """FULL fsyncs every commit: that must never stall the event loop."""
     db = open_database(f"sqlite:///{sqlite_path}", sqlite_sync="full")
-    writer, lease, planned = first_step(db)
+    writer, _lease, planned = first_step(db)
     assert writer.commit_here(planned) is None
     run, task = writer.commit(planned)
     assert (task.step, run.transitions) == ("s2", 1)
