@@ -11,6 +11,7 @@ values are the same whichever layer wrote them.
 
 from __future__ import annotations
 
+import copy
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -72,7 +73,7 @@ class Prepared:
 
 def prepare(stmt: UpdateBase, dialect: Dialect) -> Prepared:
     """Compile `stmt` for `dialect`, with its parameters' and RETURNING columns' converters."""
-    compiled = stmt.compile(dialect=dialect)
+    compiled = stmt.compile(dialect=_positional(dialect))
     positional = compiled.positiontup is not None
     names = compiled.positiontup if positional else list(compiled.binds)
     binds = tuple((name, _bind_processor(compiled.binds[name], dialect)) for name in names)
@@ -83,6 +84,17 @@ def prepare(stmt: UpdateBase, dialect: Dialect) -> Prepared:
     )
     fixed = {name: bp.value for name, bp in compiled.binds.items() if not bp.required}
     return Prepared(compiled.string, binds, positional, columns, fixed)
+
+
+def _positional(dialect: Dialect) -> Dialect:
+    """`dialect`, or a copy that writes positional parameters (psycopg's %s rather than
+    %(name)s): the driver then takes a list as it is, not a dict it must reorder, on
+    every statement."""
+    if dialect.positional or dialect.paramstyle != "pyformat":
+        return dialect
+    positional = copy.copy(dialect)
+    positional.paramstyle, positional.positional = "format", True
+    return positional
 
 
 def _bind_processor(bind: Any, dialect: Dialect) -> Processor:
