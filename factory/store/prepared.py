@@ -77,7 +77,7 @@ def prepare(stmt: UpdateBase, dialect: Dialect) -> Prepared:
     positional = compiled.positiontup is not None
     names = compiled.positiontup if positional else list(compiled.binds)
     binds = tuple((name, _bind_processor(compiled.binds[name], dialect)) for name in names)
-    returned: Sequence[ColumnElement[Any]] = stmt._returning  # the RETURNING list as given
+    returned: Sequence[ColumnElement[Any]] = compiled.effective_returning or ()
     columns = tuple(
         (str(col.key), col.type.dialect_impl(dialect).result_processor(dialect, None))
         for col in returned

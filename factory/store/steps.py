@@ -267,6 +267,8 @@ class StepWriter:
         if conn is None:
             return None
         try:
+            if conn.in_transaction:  # left open by an error between statements: not ours
+                conn.rollback()
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:  # another connection writes: not now, not here
             return None
