@@ -5,6 +5,10 @@ guard and returning the row (its cancel request with it), the run's update fence
 transition count, the transition row, the outbox rows, and now and then consumed
 comments and a cleared progress line. On PostgreSQL they go in one pipeline, so a
 transition costs two round trips (the statements, then COMMIT) whatever their number.
+
+`plan` readies the parameters; `commit` writes them on a pooled connection (on a
+thread: it may wait for a lock or the network), `commit_here` on the event loop's own
+SQLite connection, which never waits (see its docstring): the engine tries that first.
 """
 
 from __future__ import annotations
