@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -73,27 +74,28 @@ def test_a_transaction_through_sqlalchemy(scratch: Database) -> None:
     assert seen == TWO_IN_ONE
 
 
+@contextmanager
+def _on_the_cursor(db: Database) -> Iterator[Any]:
+    """A transaction on a pooled connection's DBAPI cursor, committed at the end."""
+    fairy = db.raw_connection()
+    cursor = fairy.cursor()
+    _raw_begin(db, cursor)
+    yield cursor
+    fairy.commit()
+    fairy.close()
+
+
 def test_a_transaction_on_the_dbapi_cursor_counts_the_same(scratch: Database) -> None:
-    with count_calls(scratch) as seen:
-        fairy = scratch.raw_connection()
-        cursor = fairy.cursor()
-        _raw_begin(scratch, cursor)
+    with count_calls(scratch) as seen, _on_the_cursor(scratch) as cursor:
         cursor.execute("INSERT INTO trace_scratch VALUES (1)")
         cursor.execute("SELECT count(*) FROM trace_scratch")
         assert cursor.fetchone() == (1,)
-        fairy.commit()
-        fairy.close()
     assert seen == TWO_IN_ONE
 
 
 def test_an_executemany_counts_each_row(scratch: Database) -> None:
-    with count_calls(scratch) as seen:
-        fairy = scratch.raw_connection()
-        cursor = fairy.cursor()
-        _raw_begin(scratch, cursor)
+    with count_calls(scratch) as seen, _on_the_cursor(scratch) as cursor:
         cursor.executemany(f"INSERT INTO trace_scratch VALUES ({_mark(scratch)})", [(1,), (2,)])
-        fairy.commit()
-        fairy.close()
     assert (seen["statements"], seen["begins"], seen["commits"]) == (2, 1, 1)
     if scratch.dialect.name == "sqlite":
         assert seen["round_trips"] == 4  # calls into the library: one per row
