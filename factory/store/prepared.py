@@ -145,9 +145,10 @@ def driver_transaction(db: Database) -> Iterator[Transaction]:
             conn.autocommit = True
             try:
                 with conn.pipeline() as pipeline:
-                    conn.execute("BEGIN", prepare=False)  # never prepared: control
+                    control = conn.cursor()
+                    control.execute("BEGIN", prepare=False)  # never prepared: control
                     yield Transaction(conn, pipeline)
-                    conn.execute("COMMIT", prepare=False)
+                    control.execute("COMMIT", prepare=False)
             except BaseException:
                 _rollback_quietly(conn)
                 raise
