@@ -190,7 +190,27 @@ class AgentThreads:
         `limit` slots is free (waiting for a slot is not the agent's time); the call, for
         `give_up`, and the future of what it returns or raises."""
         call = AgentCall(label)
-        await self._take_slot(call)
+        await self.take_slot(call)
+        return call, self.launch(call, fn, arg, context)
+
+    def try_take_slot(self, call: AgentCall) -> bool:
+        """Take a slot for `call` if one is free now."""
+        with self._lock:
+            if len(self._live) < self.limit:
+                self._live.add(call)
+                return True
+        return False
+
+    def release_unused(self, call: AgentCall) -> None:
+        """Give back a slot taken for a call that will not be launched (its card was
+        cancelled while it waited for the slot)."""
+        self._release(call)
+
+    def launch(
+        self, call: AgentCall, fn: Callable[[Any], T], arg: Any, context: contextvars.Context
+    ) -> asyncio.Future[T]:
+        """Run `fn(arg)` in `context` on a thread, in the slot `call` has taken; the future
+        of what it returns or raises."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T] = loop.create_future()
 
@@ -210,12 +230,12 @@ class AgentThreads:
         else:
             try:
                 threading.Thread(
-                    target=self._serve, args=((call, target),), name=_name(label), daemon=True
+                    target=self._serve, args=((call, target),), name=_name(call.label), daemon=True
                 ).start()
             except BaseException:
                 self._release(call)
                 raise
-        return call, done
+        return done
 
     def _serve(self, job: _Job) -> None:
         """An agent thread: run its call, then wait up to IDLE_SECONDS for another."""
@@ -239,7 +259,8 @@ class AgentThreads:
                         return
                 job = inbox.get()  # a call was handed over just as the wait ran out
 
-    async def _take_slot(self, call: AgentCall) -> None:
+    async def take_slot(self, call: AgentCall) -> None:
+        """Wait for a free slot and take it for `call`."""
         loop = asyncio.get_running_loop()
         told = False
         while True:
@@ -302,11 +323,17 @@ def _name(label: str) -> str:
 
 
 def _settle(done: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
-    if done.cancelled():
+    if done.done():  # cancelled: nobody waits for it
         return
     ok, value = outcome
     if ok:
         done.set_result(value)
+    elif isinstance(value, StopIteration):
+        # a future refuses StopIteration (it would end the generator awaiting it), and
+        # the caller would wait forever: raised as asyncio raises it from a coroutine
+        error = RuntimeError(f"StopIteration raised: {value}")
+        error.__cause__ = value
+        done.set_exception(error)
     else:
         done.set_exception(value)
 

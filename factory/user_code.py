@@ -75,7 +75,10 @@ async def call(
         else:
             context = contextvars.copy_context()
             context.run(use_partial, partial)  # the agent hands its partial output here
-            slot, work = await agents.start(fn, arg, label, context)
+            slot = AgentCall(label)
+            if not agents.try_take_slot(slot):
+                await _slot_unless_cancelled(agents, slot, cancelled)
+            work = agents.launch(slot, fn, arg, context)
             result = await _race(work, cancelled, time_limit, partial, slot, agents, what)
             if inspect.isawaitable(result):  # a sync function that returned a coroutine
                 work = asyncio.ensure_future(within(result, time_limit))
@@ -92,6 +95,25 @@ async def call(
         raise UserCodeFailed(
             f"state {state_id!r}: {what} raised {type(exc).__name__}: {exc}"
         ) from exc
+
+
+async def _slot_unless_cancelled(
+    agents: AgentThreads, slot: AgentCall, cancelled: asyncio.Future[str]
+) -> None:
+    """Wait for an agent thread's slot; a cancel seen meanwhile means the call never
+    starts (CancelRequested), and a slot taken just then is given back."""
+    waiting = asyncio.ensure_future(agents.take_slot(slot))
+    try:
+        await asyncio.wait({waiting, cancelled}, return_when="FIRST_COMPLETED")
+    finally:
+        if not waiting.done() or cancelled.done():
+            waiting.cancel()
+            await asyncio.wait({waiting})
+            if not waiting.cancelled() and waiting.exception() is None:
+                agents.release_unused(slot)
+    if cancelled.done():
+        raise CancelRequested(cancelled.result(), "")
+    waiting.result()
 
 
 async def _in_context(

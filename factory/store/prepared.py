@@ -160,6 +160,10 @@ def driver_transaction(db: Database) -> Iterator[Transaction]:
         dead = db.dialect.is_disconnect(exc, fairy.dbapi_connection, None)
         if dead:
             fairy.invalidate(exc)
+            # as SQLAlchemy's own Connection does: the server restarted (or a proxy cut
+            # them all), so every pooled connection is as dead as this one, and the retry
+            # must get a new one; connections lent out now are returned to the old pool
+            db.dispose(close=False)
         raise DBAPIError.instance(
             None, None, exc, db.dialect.loaded_dbapi.Error, connection_invalidated=dead
         ) from exc

@@ -16,11 +16,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from factory.effects import Effect
@@ -280,10 +281,10 @@ class StepWriter:
             committed = self._write(Transaction(conn), planned)
             conn.commit()
         except (sqlite3.Error, LeaseLost):
-            conn.rollback()
+            _rollback(conn)
             return None
         except BaseException:
-            conn.rollback()
+            _rollback(conn)
             raise
         return committed
 
@@ -332,6 +333,16 @@ class _LoopConnection:
         self._usable = self._usable and "mode=memory" not in name
         self._conn: sqlite3.Connection | None = None
         self._owner = 0
+        if self._usable:
+            event.listen(db, "engine_disposed", self._close)
+
+    def _close(self, _db: Database) -> None:
+        """The database's connections are closed: this one too (it is opened again, if
+        the database is used after, at the next commit)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(sqlite3.Error):
+                conn.close()
 
     def open(self) -> sqlite3.Connection | None:
         """The connection, opened on first use; None where there is none."""
@@ -373,6 +384,11 @@ class Planned:
     outbox_rows: list[Any]
     consumed_rows: list[Any]
     clear_progress: Any  # None: the progress line stays
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    with suppress(sqlite3.Error):  # closed meanwhile (the database disposed): nothing open
+        conn.rollback()
 
 
 def _lease_row(cursor: Any, lease: Lease) -> Any:
