@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from factory.results import AgentInput
+from factory.user_code import runs_inline
 
 Text = str | Callable[[AgentInput], str]
 Parse = Callable[[str], Any]
@@ -77,7 +78,7 @@ def ctx_select(key: str) -> Callable[[AgentInput], str]:
         return str(inp.ctx[key])
 
     select.__qualname__ = select.__name__ = f"ctx_{key}"
-    return select
+    return runs_inline(select)
 
 
 def one_of(*choices: str) -> Parse:

@@ -38,6 +38,17 @@ class CancelRequested(Exception):
         self.partial = partial
 
 
+_INLINE = "__nfactory_runs_inline__"
+
+
+def runs_inline(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark the framework's own quick, pure code (routing on a context key) to run on the
+    event loop, without the hand-off to an agent thread. Never for user code: a user's
+    function may block, and on the loop that would stall every card's heartbeat."""
+    setattr(fn, _INLINE, True)
+    return fn
+
+
 @functools.lru_cache(maxsize=1024)
 def is_async(fn: Callable[..., Any]) -> bool:
     """A coroutine function, or a callable object whose `__call__` is one."""
@@ -63,6 +74,8 @@ async def call(
         raise CancelRequested(cancelled.result(), "")
     partial = Partial()
     try:
+        if getattr(fn, _INLINE, False):
+            return fn(arg)
         try:
             async_fn = is_async(fn)
         except TypeError:  # unhashable callable: asked directly, every time

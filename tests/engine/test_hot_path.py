@@ -93,3 +93,38 @@ def test_a_connection_the_server_closed_while_it_sat_idle_is_replaced(
     finally:
         db.dispose()
         admin.dispose()
+
+
+async def test_routing_on_a_context_key_runs_on_the_loop_and_user_code_on_threads(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`decide("verdict", ...)` reads a dict: the framework runs it on the event loop, with
+    no hand-off to an agent thread. The user's own step and select still get theirs."""
+    from factory import decide, end, flow, step
+    from factory.threads import AgentThreads
+
+    launched: list[str] = []
+    launch = AgentThreads.launch
+
+    def recording(self: AgentThreads, call: Any, *args: Any) -> Any:
+        launched.append(call.label.split(" in state ")[0] + " " + call.label.split("'")[1])
+        return launch(self, call, *args)
+
+    monkeypatch.setattr(AgentThreads, "launch", recording)
+
+    def judge(inp: Any) -> dict[str, Any]:
+        return {"status": "done", "data": {"verdict": "yes"}}
+
+    factory = define_factory(
+        id="routes",
+        run=flow(
+            step(judge, name="judge"),
+            decide("verdict", {"yes": end("done"), "no": end("failed")}, name="route"),
+        ),
+    )
+    engine = Engine(db, {factory.id: factory}, EngineConfig("w1"), SystemClock())
+    tid = new_task(db, factory.id)
+    report = await engine.tick(tid)
+    assert report.outcome == "finished" and report.status == "done"
+    assert [s.reason for s in report.steps][-1] == "orchestrate.select"
+    assert launched == ["agent judge"], "only the user's step went to an agent thread"

@@ -177,3 +177,18 @@ def _step_and_effects(planned: Planned):  # type: ignore[no-untyped-def]
     )
     step = decide(factory, run.view(), Succeeded(AgentResult(status="done")))
     return step, [LogEffect("B's line")]
+
+
+def test_a_database_used_after_dispose_commits_on_the_loop_again(sqlite_path: Path) -> None:
+    """dispose() closes the loop's connection with the pool's; the next commit opens it
+    again rather than failing on a closed connection."""
+    db = open_database(f"sqlite:///{sqlite_path}")
+    writer, lease, planned = first_step(db)
+    (before,) = writer.own_connections()
+    db.dispose()
+    committed = writer.commit_here(planned)
+    assert committed is not None and committed[1].step == "s2"
+    assert writer.own_connections() != [before]
+    with db.connect() as conn:
+        assert [h["seq"] for h in repo.history(conn, lease.task_id)] == [1]
+    db.dispose()
