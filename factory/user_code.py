@@ -101,7 +101,10 @@ async def call(
         raise UserCodeFailed(
             f"state {state_id!r}: {what} timed out after {exc.seconds:g} s"
         ) from None
-    except (CancelRequested, asyncio.CancelledError):
+    except CancelRequested as stop:
+        log.info("%s: cancel requested by %s; stopped", label, stop.by)
+        raise
+    except asyncio.CancelledError:
         raise
     except Exception as exc:
         log.debug("user code raised in %s", state_id, exc_info=True)

@@ -118,6 +118,16 @@ class Transaction:
             self._pipeline.sync()
 
 
+def pipelines(db: Database) -> bool:
+    """Whether `db`'s transactions go in a psycopg pipeline: PostgreSQL, with a libpq
+    that has pipeline mode (14 and newer; psycopg[binary] bundles one)."""
+    if db.dialect.name != "postgresql":
+        return False
+    from psycopg import Pipeline
+
+    return bool(Pipeline.is_supported())
+
+
 @contextmanager
 def driver_transaction(db: Database) -> Iterator[Transaction]:
     """A transaction on a pooled connection's own DBAPI connection, committed when the
@@ -131,11 +141,13 @@ def driver_transaction(db: Database) -> Iterator[Transaction]:
     as from any other statement.
     """
     fairy = db.raw_connection()
+    dbapi_conn = fairy.dbapi_connection  # still there to examine if it gets invalidated
     try:
         conn = fairy.driver_connection
-        if db.dialect.name == "sqlite":
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+        if db.dialect.name == "sqlite" or not pipelines(db):
+            if db.dialect.name == "sqlite":
+                conn.execute("BEGIN IMMEDIATE")
+            try:  # psycopg without pipelines (libpq < 14) begins by itself
                 yield Transaction(conn)
                 conn.commit()
             except BaseException:
@@ -153,13 +165,18 @@ def driver_transaction(db: Database) -> Iterator[Transaction]:
                 _rollback_quietly(conn)
                 raise
             finally:
-                with suppress(Exception):  # a dead connection: the pool discards it
+                try:
                     conn.autocommit = False
+                except Exception:
+                    # never back to the pool in autocommit: its next transaction would not
+                    # be one (dead, the pool would drop it anyway)
+                    fairy.invalidate()
     except db.dialect.loaded_dbapi.Error as exc:
         # the dialect decides whether the connection is dead; the pool then drops it
-        dead = db.dialect.is_disconnect(exc, fairy.dbapi_connection, None)
+        dead = db.dialect.is_disconnect(exc, dbapi_conn, None)
         if dead:
-            fairy.invalidate(exc)
+            if fairy.is_valid:  # not already dropped as its autocommit could not be reset
+                fairy.invalidate(exc)
             # as SQLAlchemy's own Connection does: the server restarted (or a proxy cut
             # them all), so every pooled connection is as dead as this one, and the retry
             # must get a new one; connections lent out now are returned to the old pool

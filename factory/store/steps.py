@@ -29,7 +29,13 @@ from factory.statuses import OutboxStatus
 from factory.store import progress
 from factory.store.db import Database
 from factory.store.leases import Lease, LeaseLost
-from factory.store.prepared import Prepared, Transaction, driver_transaction, prepare
+from factory.store.prepared import (
+    Prepared,
+    Transaction,
+    driver_transaction,
+    pipelines,
+    prepare,
+)
 from factory.store.repo import RunRow, TaskRow
 from factory.store.tables import consumed_comments, outbox, runs, tasks, transitions
 from factory.transitions import Step
@@ -101,7 +107,7 @@ class StepWriter:
     def __init__(self, db: Database) -> None:
         self.db = db
         dialect = db.dialect
-        self._pipelined = dialect.name == "postgresql"
+        self._pipelined = pipelines(db)
         # the task's update by (sets last_error, ends the run): what it writes differs
         self._task = {
             (sets_error, ends): prepare(
@@ -263,10 +269,11 @@ class StepWriter:
         return [] if conn is None else [conn]
 
     def commit_here(self, planned: Planned) -> tuple[RunRow, TaskRow] | None:
-        """`commit` on the calling thread, the event loop's, when that cannot block: on
-        SQLite with synchronous=NORMAL (a commit writes to the WAL, no fsync), on a
-        connection of its own that never waits for the write lock. None when the lock is
-        taken, or anything else is off: `commit` on a thread then does it all again
+        """`commit` on the calling thread, the event loop's, when that cannot wait: on
+        SQLite with synchronous=NORMAL (a commit writes to the WAL; the one fsync left is
+        the WAL header's, once per checkpoint cycle, in whichever commit restarts it), on
+        a connection of its own that never waits for the write lock. None when the lock
+        is taken, or anything else is off: `commit` on a thread then does it all again
         (nothing was written), and says what was wrong."""
         conn = self._here.get()
         if conn is None:

@@ -192,3 +192,64 @@ def test_a_database_used_after_dispose_commits_on_the_loop_again(sqlite_path: Pa
     with db.connect() as conn:
         assert [h["seq"] for h in repo.history(conn, lease.task_id)] == [1]
     db.dispose()
+
+
+def test_rows_the_writer_stores_are_byte_for_byte_what_sqlalchemy_stores(db: Database) -> None:
+    """Each row the driver-level write stored, read back through SQLAlchemy and written
+    again through SQLAlchemy, is unchanged as the database holds it: the same datetime
+    text on SQLite (the lease queries compare it as text), the same JSON and booleans."""
+    from sqlalchemy import update
+
+    from factory.store.tables import runs, tasks
+
+    writer, _lease, planned = first_step(db)
+    writer.commit(planned)
+    for table in (tasks, runs, transitions, outbox):
+        with db.connect() as conn:
+            rows = conn.execute(select(table)).mappings().all()
+        assert rows, table.name
+        before = _stored(db, table.name)
+        with db.begin() as conn:
+            for row in rows:
+                values = {k: v for k, v in row.items() if k != "id"}
+                conn.execute(update(table).where(table.c.id == row["id"]).values(values))
+        assert _stored(db, table.name) == before, table.name
+
+
+def _stored(db: Database, name: str) -> list[tuple[object, ...]]:
+    """The rows as the database holds them: PostgreSQL's text form, SQLite's values."""
+    fairy = db.raw_connection()
+    try:
+        cur = fairy.driver_connection.cursor()
+        if db.dialect.name == "postgresql":
+            cur.execute(f"SELECT t::text FROM {name} t ORDER BY id")
+        else:
+            cur.execute(f"SELECT * FROM {name} ORDER BY id")
+        return [tuple(r) for r in cur.fetchall()]
+    finally:
+        fairy.close()
+
+
+@pytest.mark.postgres
+def test_without_pipeline_mode_a_transition_still_commits(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A psycopg on a system libpq older than 14 has no pipeline mode: the same write, a
+    round trip per statement."""
+    import psycopg
+
+    monkeypatch.setattr(psycopg.Pipeline, "is_supported", classmethod(lambda cls: False))
+    db = open_database(pg_url)
+    try:
+        writer, lease, planned = first_step(db)
+        run, task = writer.commit(planned)
+        assert (task.step, run.transitions) == ("s2", 1)
+        with db.connect() as conn:
+            assert [h["seq"] for h in repo.history(conn, lease.task_id)] == [1]
+        fairy = db.raw_connection()
+        try:
+            assert fairy.driver_connection.autocommit is False
+        finally:
+            fairy.close()
+    finally:
+        db.dispose()
