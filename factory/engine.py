@@ -1,8 +1,8 @@
 """Runs ticks: claims a task, executes states, commits one transaction per transition.
 
-Decisions come from `decide`, effects from `effects`, SQL from `store`; this
-module only sequences them and runs user code (agents, selectors, guards)
-under a lease that a heartbeat keeps alive.
+Decisions come from `transitions`, effects from `effects`, SQL from `store` (a
+transition's write from `store/steps`); user code is called by `user_code`, under the
+lease that `keep_alive`'s heartbeat renews. This module only sequences them.
 """
 
 from __future__ import annotations
