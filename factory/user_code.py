@@ -16,6 +16,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -38,15 +39,24 @@ class CancelRequested(Exception):
         self.partial = partial
 
 
-_INLINE = "__nfactory_runs_inline__"
+# the framework's own functions that run on the loop; a registry, not an attribute, so
+# that no wrapper (functools.wraps copies attributes) or proxy of a user's can claim it
+_inline: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
 
 
 def runs_inline(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Mark the framework's own quick, pure code (routing on a context key) to run on the
     event loop, without the hand-off to an agent thread. Never for user code: a user's
     function may block, and on the loop that would stall every card's heartbeat."""
-    setattr(fn, _INLINE, True)
+    _inline.add(fn)
     return fn
+
+
+def _is_inline(fn: Callable[..., Any]) -> bool:
+    try:
+        return fn in _inline
+    except TypeError:  # unhashable, or no weak reference to it: not ours
+        return False
 
 
 @functools.lru_cache(maxsize=1024)
@@ -74,7 +84,7 @@ async def call(
         raise CancelRequested(cancelled.result(), "")
     partial = Partial()
     try:
-        if getattr(fn, _INLINE, False):
+        if _is_inline(fn):
             return fn(arg)
         try:
             async_fn = is_async(fn)
@@ -117,19 +127,30 @@ async def _slot_unless_cancelled(
     agents: AgentThreads, slot: AgentCall, cancelled: asyncio.Future[str]
 ) -> None:
     """Wait for an agent thread's slot; a cancel seen meanwhile means the call never
-    starts (CancelRequested), and a slot taken just then is given back."""
+    starts (CancelRequested). However the wait ends without the call, a slot taken for
+    it is given back."""
     waiting = asyncio.ensure_future(agents.take_slot(slot))
     try:
         await asyncio.wait({waiting, cancelled}, return_when="FIRST_COMPLETED")
-    finally:
-        if not waiting.done() or cancelled.done():
-            waiting.cancel()
-            await asyncio.wait({waiting})
-            if not waiting.cancelled() and waiting.exception() is None:
-                agents.release_unused(slot)
-    if cancelled.done():
-        raise CancelRequested(cancelled.result(), "")
-    waiting.result()
+    except BaseException:  # the tick itself cancelled
+        _give_back(agents, slot, waiting)
+        raise
+    if not cancelled.done():
+        return
+    _give_back(agents, slot, waiting)
+    raise CancelRequested(cancelled.result(), "")
+
+
+def _give_back(agents: AgentThreads, slot: AgentCall, waiting: asyncio.Future[None]) -> None:
+    """Stop waiting for the slot, and free it if it was taken (now or as the wait ends):
+    a callback, not an await, so no further cancel can skip it."""
+    waiting.cancel()
+
+    def release(done: asyncio.Future[None]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            agents.release_unused(slot)
+
+    waiting.add_done_callback(release)
 
 
 async def _in_context(

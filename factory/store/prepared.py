@@ -175,12 +175,11 @@ def driver_transaction(db: Database) -> Iterator[Transaction]:
         # the dialect decides whether the connection is dead; the pool then drops it
         dead = db.dialect.is_disconnect(exc, dbapi_conn, None)
         if dead:
-            if fairy.is_valid:  # not already dropped as its autocommit could not be reset
-                fairy.invalidate(exc)
-            # as SQLAlchemy's own Connection does: the server restarted (or a proxy cut
-            # them all), so every pooled connection is as dead as this one, and the retry
-            # must get a new one; connections lent out now are returned to the old pool
-            db.dispose(close=False)
+            # as SQLAlchemy's own Connection does (Pool._invalidate, private but its own
+            # way): this connection is dropped, and every pooled one older than now is
+            # replaced at its next checkout, since a server restart (or a proxy) has cut
+            # them all, and the retry must get a live one
+            db.pool._invalidate(fairy, exc)
         raise DBAPIError.instance(
             None, None, exc, db.dialect.loaded_dbapi.Error, connection_invalidated=dead
         ) from exc

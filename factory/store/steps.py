@@ -14,14 +14,13 @@ SQLite connection, which never waits (see its docstring): the engine tries that 
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from factory.effects import Effect
@@ -29,6 +28,7 @@ from factory.statuses import OutboxStatus
 from factory.store import progress
 from factory.store.db import Database
 from factory.store.leases import Lease, LeaseLost
+from factory.store.loop_connection import LoopConnection
 from factory.store.prepared import (
     Prepared,
     Transaction,
@@ -137,7 +137,7 @@ class StepWriter:
             dialect,
         )
         self._clear_progress = prepare(progress.CLEAR_LINE, dialect)
-        self._here = _LoopConnection(db)
+        self._here = LoopConnection(db)
         self._here.open()  # now, not at the first commit: never a pool checkout on the loop
 
     def plan(
@@ -249,12 +249,14 @@ class StepWriter:
         try:
             try:
                 with driver_transaction(self.db) as tx:
-                    return self._write(tx, planned)
+                    committed = self._write(tx, planned)
             except DBAPIError as exc:
                 if not exc.connection_invalidated:
                     raise
-            with driver_transaction(self.db) as tx:
-                return self._write(tx, planned)
+                with driver_transaction(self.db) as tx:
+                    committed = self._write(tx, planned)
+            self._here.open()  # on this thread, if a dispose closed it: the loop's again
+            return committed
         except DBAPIError:
             # a statement refused (the transition row of a seq another worker wrote first,
             # say): a fenced-off worker is told so, not shown the constraint it tripped
@@ -282,7 +284,7 @@ class StepWriter:
             if conn.in_transaction:  # left open by an error between statements: not ours
                 conn.rollback()
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:  # another connection writes: not now, not here
+        except sqlite3.Error:  # another connection writes (or it is closed): not here
             return None
         try:
             committed = self._write(Transaction(conn), planned)
@@ -326,56 +328,6 @@ class StepWriter:
                 select(tasks.c.lease_owner, tasks.c.lease_epoch).where(tasks.c.id == lease.task_id)
             ).one_or_none()
         return row is not None and (row.lease_owner, row.lease_epoch) == (lease.owner, lease.epoch)
-
-
-class _LoopConnection:
-    """The SQLite connection `commit_here` uses: the first thread to ask owns it (the event
-    loop's); it never waits for the write lock (busy_timeout 0), and there is none where
-    a commit would block on an fsync (synchronous=FULL) or on the network (PostgreSQL)."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        name = db.url.database or ""
-        self._usable = db.dialect.name == "sqlite" and name not in ("", ":memory:")
-        self._usable = self._usable and "mode=memory" not in name
-        self._conn: sqlite3.Connection | None = None
-        self._owner = 0
-        if self._usable:
-            event.listen(db, "engine_disposed", self._close)
-
-    def _close(self, _db: Database) -> None:
-        """The database's connections are closed: this one too (it is opened again, if
-        the database is used after, at the next commit)."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with suppress(sqlite3.Error):
-                conn.close()
-
-    def open(self) -> sqlite3.Connection | None:
-        """The connection, opened on first use; None where there is none."""
-        if self._conn is None and self._usable:
-            fairy = self.db.raw_connection()  # set up as every connection (PRAGMAs)
-            conn = fairy.driver_connection
-            fairy.detach()  # then kept, outside the pool's count
-            assert isinstance(conn, sqlite3.Connection), type(conn)
-            if conn.execute("PRAGMA synchronous").fetchone()[0] > 1:  # FULL, EXTRA
-                conn.close()
-                self._usable = False
-                return None
-            conn.execute("PRAGMA busy_timeout=0")
-            # checkpoints (an fsync) are left to the pool's connections, on their threads
-            conn.execute("PRAGMA wal_autocheckpoint=0")
-            self._conn = conn
-        return self._conn
-
-    def get(self) -> sqlite3.Connection | None:
-        """The connection if the calling thread owns it (the first to ask does)."""
-        conn = self.open()
-        if conn is None:
-            return None
-        if not self._owner:
-            self._owner = threading.get_ident()
-        return conn if threading.get_ident() == self._owner else None
 
 
 @dataclass(frozen=True, slots=True)

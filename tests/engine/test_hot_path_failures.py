@@ -6,15 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
+import gc
+import subprocess
+import sys
+import textwrap
 import threading
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from factory import user_code
+from factory.flow_agents import ctx_select
 from factory.store.db import Database, open_database
-from factory.threads import AgentThreads
+from factory.threads import AgentCall, AgentThreads
 from tests.engine.test_step_writer import first_step
 
 
@@ -200,5 +208,199 @@ def test_contrast_sqlalchemys_own_transaction_recovers_from_a_restart(pg_url: st
             fairy.close()
         _terminate_other_backends(pg_url)
         assert in_transaction(db, lambda conn: conn.execute(text("SELECT 1")).scalar()) == 1
+    finally:
+        db.dispose()
+
+
+async def test_a_tick_cancelled_as_its_slot_is_taken_gives_the_slot_back() -> None:
+    """The only slot is busy; a card's sync agent waits for it. The slot frees and the
+    waiting task takes it; before the tick resumes, the tick is cancelled (a stop whose
+    grace ran out). The agent never launches, so the slot must be given back."""
+    agents = AgentThreads(1)
+    holder = AgentCall("holder")
+    assert agents.try_take_slot(holder)
+    loop = asyncio.get_running_loop()
+    cancelled: asyncio.Future[str] = loop.create_future()
+    ran: list[Any] = []
+    tick = asyncio.ensure_future(
+        user_code.call(
+            agents,
+            ran.append,
+            "x",
+            time_limit=30,
+            state_id="s",
+            what="agent",
+            label="second",
+            cancelled=cancelled,
+        )
+    )
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not tick.done() and agents.running == 1
+
+    def cancel_once_taken() -> None:
+        if agents.running == 1:  # the waiting call took the freed slot just now
+            tick.cancel()
+        else:
+            loop.call_soon(cancel_once_taken)
+
+    agents.release_unused(holder)  # the holder's thread returned: running 0, waiter woken
+    loop.call_soon(cancel_once_taken)
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(tick, 10)
+    assert ran == []
+    assert agents.running == 0, "a slot was taken for an agent that never launched"
+
+
+def _wrapped_ctx_select() -> Any:
+    base = ctx_select("route")
+
+    @functools.wraps(base)  # a user's logging decorator around the framework's selector
+    def logged(_inp: Any) -> str:
+        return threading.current_thread().name
+
+    return logged
+
+
+class _Proxy:
+    """A user's callable object that answers any attribute (an RPC client, a mock)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return functools.partial(print, name)
+
+    def __call__(self, _inp: Any) -> str:
+        return threading.current_thread().name
+
+
+@pytest.mark.parametrize("make", [_wrapped_ctx_select, _Proxy], ids=["functools.wraps", "proxy"])
+async def test_user_functions_never_run_on_the_event_loop(make: Any) -> None:
+    """runs_inline is for the framework's ctx_select only: a user's function (decide's
+    select=, a guard, an agent) must run on an agent thread, never on the loop."""
+    loop_thread = threading.current_thread().name
+    cancelled: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    where = await user_code.call(
+        AgentThreads(1),
+        make(),
+        None,
+        time_limit=30,
+        state_id="s",
+        what="selector",
+        label="sel",
+        cancelled=cancelled,
+    )
+    assert where != loop_thread, "user code ran on the event loop thread"
+
+
+def test_commit_here_falls_back_when_the_database_is_disposed_meanwhile(tmp_path: Any) -> None:
+    """Another thread disposes the database (driver_transaction after a disconnect, or a
+    shutdown) between commit_here taking its connection and beginning: engine_disposed
+    closes that connection. commit_here must commit or answer None (commit on a thread
+    then), not raise sqlite3.ProgrammingError out of the tick."""
+    db: Database = open_database(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        writer, _lease, planned = first_step(db)
+        here = writer._here
+        original = here.get
+
+        def get_then_disposed() -> Any:
+            conn = original()
+            other = threading.Thread(target=db.dispose, kwargs={"close": False})
+            other.start()
+            other.join()
+            return conn
+
+        here.get = get_then_disposed  # type: ignore[method-assign]
+        committed = writer.commit_here(planned)  # the transition, or None: not an error
+        here.get = original  # type: ignore[method-assign]
+        run, _task = committed or writer.commit(planned)
+        assert run.transitions == 1
+    finally:
+        db.dispose()
+
+
+_DISPOSE_RACE = textwrap.dedent(
+    """
+    import random, sys, threading, time
+    from factory.store.db import open_database
+    from tests.engine.test_step_writer import first_step
+
+    db = open_database(f"sqlite:///{sys.argv[1]}")
+    writer, _lease, planned = first_step(db)
+    for _ in range(2000):
+        go = threading.Event()
+
+        def disposer():
+            go.wait()
+            time.sleep(random.random() * 0.0005)
+            db.dispose(close=False)  # as driver_transaction, on an io thread
+
+        other = threading.Thread(target=disposer)
+        other.start()
+        go.set()
+        try:
+            writer.commit_here(planned)  # the loop's commit, on this thread
+        except Exception:
+            pass  # an exception is another finding; this test is about the process
+        other.join()
+    """
+)
+
+
+def test_a_dispose_on_another_thread_never_crashes_the_loops_commit(tmp_path: Any) -> None:
+    """engine_disposed closes the loop's SQLite connection on the disposing thread; the
+    loop may be mid-commit_here on it. sqlite3 does not survive a close from another
+    thread while a statement runs (CPython 3.11: SIGSEGV): the process must live."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", _DISPOSE_RACE, str(tmp_path / "x.db")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-500:]}"
+
+
+def _backends(pg_url: str, app: str) -> int:
+    """Server connections of the test's own database handle (by its application name:
+    other tests' handles in this process may still hold theirs)."""
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        n = conn.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :a"), {"a": app}
+        ).scalar_one()
+    admin.dispose()
+    return int(n)
+
+
+@pytest.mark.postgres
+def test_one_dead_connection_leaves_no_live_connection_outside_the_pool(pg_url: str) -> None:
+    """One pooled connection dies (its backend terminated: an idle-session timeout, a DBA,
+    a proxy cutting one); the transition is retried. The pool's other, live, connections
+    must stay the pool's: closed, or kept and reused, never left open on the server with
+    nothing to reuse or close them (db.dispose(close=False) orphans them until the cyclic
+    GC happens to collect the old pool)."""
+    app = f"nfactory-orphans-{uuid.uuid4().hex[:8]}"
+    db = open_database(f"{pg_url}?application_name={app}")
+    try:
+        writer, _lease, planned = first_step(db)
+        held = [db.raw_connection() for _ in range(5)]
+        doomed = held[0].driver_connection.info.backend_pid
+        for fairy in held:  # FIFO: the first returned is the next handed out
+            fairy.close()
+        del held, fairy  # the pool's own references only
+        admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": doomed})
+        admin.dispose()
+        gc.disable()  # as between two cyclic collections of a busy worker
+        try:
+            run, _task = writer.commit(planned)
+            assert run.transitions == 1
+            open_now = _backends(pg_url, app)
+            pooled = db.pool.checkedin()  # type: ignore[attr-defined]
+        finally:
+            gc.enable()
+        assert open_now <= pooled, f"{open_now - pooled} live connection(s) belong to no pool"
     finally:
         db.dispose()

@@ -20,6 +20,7 @@ from factory.statuses import RunStatus, TaskStatus
 from factory.store import repo
 from factory.store.db import Database, open_database
 from factory.store.leases import Lease, LeaseLost, claim
+from factory.store.repo import RunRow
 from factory.store.steps import Planned, StepWriter
 from factory.store.tables import outbox, transitions
 from factory.transitions import Succeeded, decide
@@ -180,18 +181,34 @@ def _step_and_effects(planned: Planned):  # type: ignore[no-untyped-def]
 
 
 def test_a_database_used_after_dispose_commits_on_the_loop_again(sqlite_path: Path) -> None:
-    """dispose() closes the loop's connection with the pool's; the next commit opens it
-    again rather than failing on a closed connection."""
+    """dispose() closes the loop's connection with the pool's. The next commit goes to a
+    thread (never a pool checkout on the loop), which opens it again for the one after."""
     db = open_database(f"sqlite:///{sqlite_path}")
     writer, lease, planned = first_step(db)
     (before,) = writer.own_connections()
     db.dispose()
-    committed = writer.commit_here(planned)
-    assert committed is not None and committed[1].step == "s2"
-    assert writer.own_connections() != [before]
+    assert writer.commit_here(planned) is None
+    run, _task = writer.commit(planned)
+    (after,) = writer.own_connections()
+    assert after is not before
+    second = writer.plan(
+        lease,
+        repo.LOCAL_BOARD,
+        run,
+        _step_and_effects_from(run),
+        [LogEffect("again")],
+        started_at=T0,
+        now=T0 + timedelta(seconds=3),
+        ttl=30,
+    )
+    assert writer.commit_here(second) is not None  # on the loop's own connection again
     with db.connect() as conn:
-        assert [h["seq"] for h in repo.history(conn, lease.task_id)] == [1]
+        assert [h["seq"] for h in repo.history(conn, lease.task_id)] == [1, 2]
     db.dispose()
+
+
+def _step_and_effects_from(run: RunRow):  # type: ignore[no-untyped-def]
+    return decide(linear_factory(), run.view(), Succeeded(AgentResult(status="done")))
 
 
 def test_rows_the_writer_stores_are_byte_for_byte_what_sqlalchemy_stores(db: Database) -> None:
