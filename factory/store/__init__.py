@@ -8,7 +8,8 @@ one of their own, or a function here that takes the connection:
 - tables: the schema. db: engines, migrations, ping.
 - repo: tasks, runs, transitions, workspaces, cancel requests.
 - steps: a transition's write (the engine's hot path), on the driver's own cursor with
-  statements compiled once (prepared); trace counts what the database is sent.
+  statements compiled once (prepared), on the event loop's own SQLite connection where
+  that cannot wait (loop_connection); trace counts what the database is sent.
 - outbox: the effects' status lifecycle, and what a card shows (question, log section).
 - leases, progress, replies, budget, identity, intake (the board's watermark, cards
   becoming tasks),
