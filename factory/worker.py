@@ -266,7 +266,8 @@ class Worker:
         for task_id in due:
             if len(self.inflight) >= room:
                 break
-            if task_id in self.inflight:
+            # held meanwhile: a tick that ended while `_due` ran held it after the copy
+            if task_id in self.inflight or task_id in self.engine.held:
                 continue
             self.inflight[task_id] = asyncio.create_task(self._tick(task_id))
 
