@@ -546,7 +546,10 @@ async def test_a_long_agent_keeps_its_lease_through_heartbeats(db: Database) -> 
     report = await ticking
     assert time.monotonic() - started > 4.5  # the agent outlived two leases of 2 s
     assert report.outcome == "finished" and report.transitions == 3
-    assert len(outcomes) >= 15 and set(outcomes) == {"busy"}, outcomes
+    # the rival's last try may land after the owner released the finished card, before
+    # the owner's tick returned: it finds nothing to do (idle), which is right
+    assert len(outcomes) >= 15 and set(outcomes[:-1]) == {"busy"}, outcomes
+    assert outcomes[-1] in ("busy", "idle"), outcomes
     assert {(r["worker_id"], r["epoch"]) for r in history_rows(db, tid)} == {("owner", 1)}
     assert path(db, tid) == [
         ("prepare", "slow", "action.done"),
