@@ -524,9 +524,8 @@ def _code(text: str) -> str:
     return "`" + text.replace("`", "'") + "`"
 
 
-async def _first(aw: Awaitable[Any], cancelled: asyncio.Task[str]) -> bool:
-    """Await `aw` unless the cancel watcher fires first (then `aw` is abandoned); True when
-    the watcher has fired."""
+async def _first(aw: Awaitable[Any], cancelled: asyncio.Task[str]) -> None:
+    """Await `aw` unless the cancel watcher fires first (then `aw` is abandoned)."""
     work = asyncio.ensure_future(aw)
     try:
         await asyncio.wait({work, cancelled}, return_when=asyncio.FIRST_COMPLETED)
@@ -535,4 +534,3 @@ async def _first(aw: Awaitable[Any], cancelled: asyncio.Task[str]) -> bool:
             work.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await work
-    return cancelled.done()

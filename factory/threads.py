@@ -183,22 +183,16 @@ class AgentThreads:
         with self._lock:
             return sum(1 for c in self._live if c.given_up is not None)
 
-    async def start(
-        self, fn: Callable[[Any], T], arg: Any, label: str, context: contextvars.Context
-    ) -> tuple[AgentCall, asyncio.Future[T]]:
-        """Start `fn(arg)`, run in `context`, on a thread of its own once one of the
-        `limit` slots is free (waiting for a slot is not the agent's time); the call, for
-        `give_up`, and the future of what it returns or raises."""
-        call = AgentCall(label)
-        await self.take_slot(call)
-        return call, self.launch(call, fn, arg, context)
-
     def try_take_slot(self, call: AgentCall) -> bool:
         """Take a slot for `call` if one is free now."""
         with self._lock:
-            if len(self._live) < self.limit:
-                self._live.add(call)
-                return True
+            return self._take_if_free(call)
+
+    def _take_if_free(self, call: AgentCall) -> bool:
+        # under self._lock
+        if len(self._live) < self.limit:
+            self._live.add(call)
+            return True
         return False
 
     def release_unused(self, call: AgentCall) -> None:
@@ -265,8 +259,7 @@ class AgentThreads:
         told = False
         while True:
             with self._lock:
-                if len(self._live) < self.limit:
-                    self._live.add(call)
+                if self._take_if_free(call):
                     return
                 waiter: asyncio.Future[None] = loop.create_future()
                 self._waiters.append(waiter)

@@ -78,19 +78,27 @@ def make_engine(url: str, sqlite_sync: str = "normal") -> Database:
 T = TypeVar("T")
 
 
-def in_transaction(db: Database, fn: Callable[..., T], *args: Any) -> T:
-    """`fn(conn, *args)` in a transaction; once more on a fresh connection when the first
-    was found dead (a server restart, a proxy's idle cut). Pooled connections in use
-    moments ago are not pinged (see _ping_when_idle), so this is where a dead one shows.
-    Only for writes that a replay cannot double (fenced, or guarded by a count)."""
+def once_more_if_dead(attempt: Callable[[], T]) -> T:
+    """`attempt()`, and once more when it found its pooled connection dead (a server
+    restart, a proxy's idle cut): the pool then hands out a fresh one. Pooled connections
+    in use moments ago are not pinged (see _ping_when_idle), so this is where a dead one
+    shows. Only for writes that a replay cannot double (fenced, or guarded by a count)."""
     try:
-        with db.begin() as conn:
-            return fn(conn, *args)
+        return attempt()
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
-    with db.begin() as conn:
-        return fn(conn, *args)
+    return attempt()
+
+
+def in_transaction(db: Database, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(conn, *args)` in a transaction, once more if its connection was dead."""
+
+    def attempt() -> T:
+        with db.begin() as conn:
+            return fn(conn, *args)
+
+    return once_more_if_dead(attempt)
 
 
 def hide_password(url: str) -> str:

@@ -113,6 +113,11 @@ class Transaction:
         self.conn = conn
         self._pipeline = pipeline
 
+    @property
+    def pipelined(self) -> bool:
+        """Statements are answered at `sync()`, not as they are sent."""
+        return self._pipeline is not None
+
     def sync(self) -> None:
         if self._pipeline is not None:
             self._pipeline.sync()

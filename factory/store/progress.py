@@ -26,17 +26,13 @@ def set_line(conn: Connection, task_id: str, state_id: str, line: str, now: date
     _upsert(conn, task_id, now, state_id=state_id, line=line)
 
 
-# also run by the transition's own write (store/steps.py), bound by task id as "w_id"
+# The agent's step is committed: its progress line is history now. Run by the
+# transition's own write (store/steps.py), bound by task id as "w_id".
 CLEAR_LINE = (
     update(task_progress)
     .where(task_progress.c.task_id == bindparam("w_id"), task_progress.c.line.is_not(None))
     .values(line=None)
 )
-
-
-def clear_line(conn: Connection, task_id: str) -> None:
-    """The agent's step is committed: its progress line is history now."""
-    conn.execute(CLEAR_LINE, {"w_id": task_id})
 
 
 def lines(conn: Connection) -> dict[str, tuple[str, str]]:

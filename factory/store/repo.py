@@ -277,25 +277,34 @@ def add_effects(
     effects: Sequence[Effect],
     now: datetime,
 ) -> None:
-    """Queue effects in the outbox; `key`+`seq`+index makes each effect's idempotency key."""
-    if not effects:
-        return
-    conn.execute(
-        insert(outbox),
-        [
-            {
-                "task_id": task_id,
-                "board_id": board_id,
-                "kind": effect.kind,
-                "payload": effect.to_payload(),
-                "effect_key": f"{key}:{seq}:{i}:{effect.kind}",
-                "status": OutboxStatus.pending,
-                "attempts": 0,
-                "created_at": now,
-            }
-            for i, effect in enumerate(effects)
-        ],
-    )
+    """Queue effects in the outbox (`outbox_rows`)."""
+    if effects:
+        conn.execute(insert(outbox), outbox_rows(task_id, board_id, key, seq, effects, now))
+
+
+def outbox_rows(
+    task_id: str,
+    board_id: str,
+    key: str,
+    seq: int,
+    effects: Sequence[Effect],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The outbox rows of `effects`, pending; `key`+`seq`+index makes each effect's
+    idempotency key."""
+    return [
+        {
+            "task_id": task_id,
+            "board_id": board_id,
+            "kind": effect.kind,
+            "payload": effect.to_payload(),
+            "effect_key": f"{key}:{seq}:{i}:{effect.kind}",
+            "status": OutboxStatus.pending,
+            "attempts": 0,
+            "created_at": now,
+        }
+        for i, effect in enumerate(effects)
+    ]
 
 
 def block_task(

@@ -24,19 +24,17 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from factory.effects import Effect
-from factory.statuses import OutboxStatus
 from factory.store import progress
-from factory.store.db import Database
+from factory.store.db import Database, once_more_if_dead
 from factory.store.leases import Lease, LeaseLost
 from factory.store.loop_connection import LoopConnection
 from factory.store.prepared import (
     Prepared,
     Transaction,
     driver_transaction,
-    pipelines,
     prepare,
 )
-from factory.store.repo import RunRow, TaskRow
+from factory.store.repo import RunRow, TaskRow, outbox_rows
 from factory.store.tables import consumed_comments, outbox, runs, tasks, transitions
 from factory.transitions import Step
 
@@ -107,7 +105,6 @@ class StepWriter:
     def __init__(self, db: Database) -> None:
         self.db = db
         dialect = db.dialect
-        self._pipelined = pipelines(db)
         # the task's update by (sets last_error, ends the run): what it writes differs
         self._task = {
             (sets_error, ends): prepare(
@@ -206,21 +203,8 @@ class StepWriter:
             "started_at": started_at,
             "committed_at": now,
         }
-        outbox_rows = [
-            self._outbox.params(
-                {
-                    "task_id": run.task_id,
-                    "board_id": board_id,
-                    "kind": effect.kind,
-                    "payload": effect.to_payload(),
-                    "effect_key": f"{run.id}:{seq}:{i}:{effect.kind}",
-                    "status": OutboxStatus.pending,
-                    "attempts": 0,
-                    "created_at": now,
-                }
-            )
-            for i, effect in enumerate(effects)
-        ]
+        rows = outbox_rows(run.task_id, board_id, run.id, seq, effects, now)
+        outbox_params = [self._outbox.params(row) for row in rows]
         consumed_rows = [
             self._consumed.params(
                 {"task_id": run.task_id, "comment_id": c, "run_id": run.id, "consumed_at": now}
@@ -234,7 +218,7 @@ class StepWriter:
             task_params,
             self._run.params(run_values),
             self._transition.params(moved),
-            outbox_rows,
+            outbox_params,
             consumed_rows,
             self._clear_progress.params({"w_id": run.task_id}) if clear_progress else None,
         )
@@ -246,15 +230,13 @@ class StepWriter:
         more on a fresh connection when the pooled one was found dead: the writes are
         fenced (lease epoch, the run's transition count), so a replay cannot double one.
         """
+
+        def attempt() -> tuple[RunRow, TaskRow]:
+            with driver_transaction(self.db) as tx:
+                return self._write(tx, planned)
+
         try:
-            try:
-                with driver_transaction(self.db) as tx:
-                    committed = self._write(tx, planned)
-            except DBAPIError as exc:
-                if not exc.connection_invalidated:
-                    raise
-                with driver_transaction(self.db) as tx:
-                    committed = self._write(tx, planned)
+            committed = once_more_if_dead(attempt)
             self._here.open()  # on this thread, if a dispose closed it: the loop's again
             return committed
         except DBAPIError:
@@ -303,7 +285,7 @@ class StepWriter:
         lease, task_stmt = planned.lease, planned.task_statement
         task_cur.execute(task_stmt.sql, planned.task_params)
         # on SQLite a lost lease stops here; in a pipeline, once all is answered
-        raw = None if self._pipelined else _lease_row(task_cur, lease)
+        raw = None if tx.pipelined else _lease_row(task_cur, lease)
         run_cur.execute(self._run.sql, planned.run_params)
         cur.execute(self._transition.sql, planned.transition_params)
         if planned.outbox_rows:
