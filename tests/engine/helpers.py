@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, text
 
+from factory import AgentInput, Backoff, Retries, action, define_factory, done, failed
 from factory.clock import FakeClock
 from factory.dsl import Factory
 from factory.engine import Engine, EngineConfig
@@ -80,3 +82,44 @@ def statements_on_this_thread(db: Database) -> list[str]:
             note(statement)
 
     return seen
+
+
+def terminate_backends(url: str, pid: int | None = None) -> None:
+    """The PostgreSQL server at `url` drops connections to its database: the backend
+    `pid`'s (an idle timeout, a DBA), or every other one (a restart, a proxy)."""
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if pid is not None:
+                killed = conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+                assert killed.scalar(), f"no backend {pid} to terminate"
+                return
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+    finally:
+        admin.dispose()
+
+
+def flaky_factory(calls: list[int], backoff: Backoff) -> Factory:
+    """ "flaky": one state whose agent always raises ("attempt N broke"), retried twice
+    after `backoff`, then failed; `calls` gets each attempt's number."""
+
+    def flaky(inp: AgentInput) -> dict[str, Any]:
+        calls.append(inp.attempt)
+        raise RuntimeError(f"attempt {inp.attempt} broke")
+
+    return define_factory(
+        id="flaky",
+        start="work",
+        states={
+            "work": action(
+                flaky, on={"done": "end", "failed": "bad"}, retries=Retries(max=2, backoff=backoff)
+            ),
+            "end": done(),
+            "bad": failed(),
+        },
+    )

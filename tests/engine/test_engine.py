@@ -30,7 +30,7 @@ from factory.effects import SummaryComment
 from factory.store import repo
 from factory.store.db import Database
 from factory.store.tables import outbox, runs, transitions
-from tests.engine.helpers import make_engine, new_task, path, run_of, task
+from tests.engine.helpers import flaky_factory, make_engine, new_task, path, run_of, task
 
 
 def reply(text: str, cid: str = "c1", author: str = "ann") -> Reply:
@@ -108,24 +108,7 @@ async def test_every_state_type_in_one_journey(db: Database) -> None:
 
 async def test_retries_back_off_then_route_failed_with_last_error(db: Database) -> None:
     calls: list[int] = []
-
-    def flaky(inp: AgentInput) -> dict[str, Any]:
-        calls.append(inp.attempt)
-        raise RuntimeError(f"attempt {inp.attempt} broke")
-
-    factory = define_factory(
-        id="flaky",
-        start="work",
-        states={
-            "work": action(
-                flaky,
-                on={"done": "end", "failed": "bad"},
-                retries=Retries(max=2, backoff=Backoff("exponential", ms=500, max_ms=800)),
-            ),
-            "end": done(),
-            "bad": failed(),
-        },
-    )
+    factory = flaky_factory(calls, Backoff("exponential", ms=500, max_ms=800))
     clock = FakeClock()
     engine = make_engine(db, factory, clock=clock)
     tid = new_task(db, "flaky")

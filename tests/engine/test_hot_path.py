@@ -18,7 +18,7 @@ from factory.clock import SystemClock
 from factory.engine import Engine, EngineConfig
 from factory.store.db import Database
 from factory.store.trace import count_calls
-from tests.engine.helpers import new_task, path
+from tests.engine.helpers import new_task, path, terminate_backends
 
 
 def chain(steps: int) -> Any:
@@ -82,17 +82,15 @@ def test_a_connection_the_server_closed_while_it_sat_idle_is_replaced(
     from factory.store import db as db_module
 
     monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
-    db, admin = db_module.make_engine(pg_url), db_module.make_engine(pg_url)
+    db = db_module.make_engine(pg_url)
     try:
         with db.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
-        with admin.connect() as conn:
-            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+        terminate_backends(pg_url, pid)
         with db.begin() as conn:  # the pool's one connection is dead: a new one serves
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
     finally:
         db.dispose()
-        admin.dispose()
 
 
 async def test_routing_on_a_context_key_runs_on_the_loop_and_user_code_on_threads(

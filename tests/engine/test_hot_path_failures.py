@@ -23,6 +23,7 @@ from factory import user_code
 from factory.flow_agents import ctx_select
 from factory.store.db import Database, open_database
 from factory.threads import AgentCall, AgentThreads
+from tests.engine.helpers import terminate_backends
 from tests.engine.test_step_writer import first_step
 
 
@@ -33,9 +34,9 @@ async def test_a_cancel_seen_while_an_agent_waits_for_a_thread_never_starts_it()
     was raced against the cancel watcher)."""
     agents = AgentThreads(1)
     release = threading.Event()
-    holder_slot, holder = await agents.start(
-        lambda _arg: release.wait(30), None, "overrunning", contextvars.Context()
-    )
+    holder_slot = AgentCall("overrunning")
+    assert agents.try_take_slot(holder_slot)
+    holder = agents.launch(holder_slot, lambda _arg: release.wait(30), None, contextvars.Context())
     ran: list[str] = []
     loop = asyncio.get_running_loop()
     cancelled: asyncio.Future[str] = loop.create_future()
@@ -106,23 +107,11 @@ def test_after_a_server_restart_a_transition_is_retried_on_a_live_connection(
         held = [db.raw_connection() for _ in range(3)]  # the pool holds several connections
         for fairy in held:
             fairy.close()
-        _terminate_other_backends(pg_url)
+        terminate_backends(pg_url)
         run, task = writer.commit(planned)
         assert (task.step, run.transitions) == ("s2", 1)
     finally:
         db.dispose()
-
-
-def _terminate_other_backends(pg_url: str) -> None:
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        )
-    admin.dispose()
 
 
 @pytest.mark.postgres
@@ -206,7 +195,7 @@ def test_contrast_sqlalchemys_own_transaction_recovers_from_a_restart(pg_url: st
         held = [db.raw_connection() for _ in range(3)]
         for fairy in held:
             fairy.close()
-        _terminate_other_backends(pg_url)
+        terminate_backends(pg_url)
         assert in_transaction(db, lambda conn: conn.execute(text("SELECT 1")).scalar()) == 1
     finally:
         db.dispose()
@@ -389,10 +378,7 @@ def test_one_dead_connection_leaves_no_live_connection_outside_the_pool(pg_url: 
         for fairy in held:  # FIFO: the first returned is the next handed out
             fairy.close()
         del held, fairy  # the pool's own references only
-        admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": doomed})
-        admin.dispose()
+        terminate_backends(pg_url, doomed)
         gc.disable()  # as between two cyclic collections of a busy worker
         try:
             run, _task = writer.commit(planned)

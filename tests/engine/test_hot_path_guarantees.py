@@ -5,14 +5,13 @@ server dropped while an agent ran does not lose the agent's finished transition.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 
-from factory import Backoff, Retries, action, define_factory, done, failed
+from factory import Backoff, action, define_factory, done, failed
 from factory.clock import FakeClock
 from factory.store import repo
-from factory.store.db import Database, make_engine
+from factory.store.db import Database
+from tests.engine.helpers import flaky_factory, new_task, task, terminate_backends
 from tests.engine.helpers import make_engine as engine_for
-from tests.engine.helpers import new_task, task
 
 
 class CancelDuringSleep(FakeClock):
@@ -31,24 +30,7 @@ class CancelDuringSleep(FakeClock):
 
 async def test_a_cancel_during_an_inline_backoff_stops_the_retry(db: Database) -> None:
     calls: list[int] = []
-
-    def flaky(inp):  # type: ignore[no-untyped-def]
-        calls.append(inp.attempt)
-        raise RuntimeError("broke")
-
-    factory = define_factory(
-        id="flaky",
-        start="work",
-        states={
-            "work": action(
-                flaky,
-                on={"done": "end", "failed": "bad"},
-                retries=Retries(max=2, backoff=Backoff("fixed", ms=200, max_ms=200)),
-            ),
-            "end": done(),
-            "bad": failed(),
-        },
-    )
+    factory = flaky_factory(calls, Backoff("fixed", ms=200, max_ms=200))
     clock = CancelDuringSleep(db)
     # the watcher polls far less often than the backoff lasts: only a read after the
     # wait can see the cancel
@@ -66,19 +48,12 @@ async def test_a_connection_dropped_during_a_quick_agent_keeps_its_transition(
 ) -> None:
     if db.dialect.name != "postgresql":
         pytest.skip("a server that drops its connections: PostgreSQL")
-    admin = make_engine(db.url.render_as_string(hide_password=False))
     calls: list[str] = []
 
     def agent(inp):  # type: ignore[no-untyped-def]
         calls.append(inp.state_id)
         if inp.state_id == "b":  # the server restarts while the agent runs (< 5 s)
-            with admin.connect() as conn:
-                conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
-                )
+            terminate_backends(db.url.render_as_string(hide_password=False))
         return {"status": "done"}
 
     factory = define_factory(
@@ -91,9 +66,6 @@ async def test_a_connection_dropped_during_a_quick_agent_keeps_its_transition(
             "bad": failed(),
         },
     )
-    try:
-        report = await engine_for(db, factory).tick(new_task(db, "two"))
-        assert report.status == "done"
-        assert calls == ["a", "b"]  # b's result kept: not lost, not run again
-    finally:
-        admin.dispose()
+    report = await engine_for(db, factory).tick(new_task(db, "two"))
+    assert report.status == "done"
+    assert calls == ["a", "b"]  # b's result kept: not lost, not run again

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -154,30 +155,13 @@ def test_a_worker_whose_step_another_wrote_first_is_told_its_lease_is_lost(
     writer, a, planned = first_step(db)
     b = claim(db, a.task_id, "B", T0 + timedelta(seconds=31), 30)
     assert b is not None
-    b_planned = writer.plan(
-        b,
-        repo.LOCAL_BOARD,
-        planned.run.__class__(**{**planned.run.__dict__, "transitions": 0, "state_id": "s1"}),
-        *_step_and_effects(planned),
-        started_at=T0,
-        now=T0 + timedelta(seconds=32),
-        ttl=30,
-    )
-    writer.commit(b_planned)
+    b_run = replace(planned.run, transitions=0, state_id="s1", ctx={})  # as B found it
+    writer.commit(_plan_next(writer, b, b_run, T0 + timedelta(seconds=32)))
     with pytest.raises(LeaseLost):
         writer.commit(planned)
     assert writer.commit_here(planned) is None
     with db.connect() as conn:
         assert [(h["seq"], h["worker_id"]) for h in repo.history(conn, a.task_id)] == [(1, "B")]
-
-
-def _step_and_effects(planned: Planned):  # type: ignore[no-untyped-def]
-    factory = linear_factory()
-    run = planned.run.__class__(
-        **{**planned.run.__dict__, "transitions": 0, "state_id": "s1", "ctx": {}}
-    )
-    step = decide(factory, run.view(), Succeeded(AgentResult(status="done")))
-    return step, [LogEffect("B's line")]
 
 
 def test_a_database_used_after_dispose_commits_on_the_loop_again(sqlite_path: Path) -> None:
@@ -191,24 +175,18 @@ def test_a_database_used_after_dispose_commits_on_the_loop_again(sqlite_path: Pa
     run, _task = writer.commit(planned)
     (after,) = writer.own_connections()
     assert after is not before
-    second = writer.plan(
-        lease,
-        repo.LOCAL_BOARD,
-        run,
-        _step_and_effects_from(run),
-        [LogEffect("again")],
-        started_at=T0,
-        now=T0 + timedelta(seconds=3),
-        ttl=30,
-    )
+    second = _plan_next(writer, lease, run, T0 + timedelta(seconds=3))
     assert writer.commit_here(second) is not None  # on the loop's own connection again
     with db.connect() as conn:
         assert [h["seq"] for h in repo.history(conn, lease.task_id)] == [1, 2]
     db.dispose()
 
 
-def _step_and_effects_from(run: RunRow):  # type: ignore[no-untyped-def]
-    return decide(linear_factory(), run.view(), Succeeded(AgentResult(status="done")))
+def _plan_next(writer: StepWriter, lease: Lease, run: RunRow, now: datetime) -> Planned:
+    """The step `run`'s agent succeeding takes in the linear factory, planned at `now`."""
+    step = decide(linear_factory(), run.view(), Succeeded(AgentResult(status="done")))
+    effects = [LogEffect(f"{step.from_state} -> {step.to_state}")]
+    return writer.plan(lease, repo.LOCAL_BOARD, run, step, effects, started_at=T0, now=now, ttl=30)
 
 
 def test_rows_the_writer_stores_are_byte_for_byte_what_sqlalchemy_stores(db: Database) -> None:

@@ -13,7 +13,14 @@ import httpx
 from integrations.notion_emulator.records import Database
 from integrations.notion_emulator.richtext import plain_text
 from integrations.notion_emulator.server import EmulatorServer
-from tests.notion.test_cli_notion import WORKFLOWS, cli, column, notion_env
+from tests.notion.test_cli_notion import (
+    WORKFLOWS,
+    cli,
+    column,
+    emulator_env,
+    emulator_root,
+    notion_env,
+)
 
 
 def board_id_of(out: str) -> str:
@@ -31,13 +38,8 @@ def databases_under(emulator: EmulatorServer, page: str) -> list[str]:
 def test_setup_twice_under_a_page_finds_the_board_and_prints_the_id_others_show(
     emulator: EmulatorServer, tmp_path: Path
 ) -> None:
-    root = httpx.get(f"{emulator.base_url}/_emulator/root").json()["page_id"]
-    env = {
-        "NOTION_TOKEN": emulator.token,
-        "NOTION_BASE_URL": emulator.base_url,
-        "NFACTORY_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
-        "NFACTORY_WORKFLOWS": str(WORKFLOWS),
-    }
+    root = emulator_root(emulator)
+    env = emulator_env(emulator, tmp_path, WORKFLOWS)
     first = cli(tmp_path, env, "board", "setup", "--parent-page", root, "--title", "Work")
     assert first.returncode == 0, first.stderr
     assert "created board 'Work'" in first.stdout

@@ -39,14 +39,9 @@ def column(emu: EmulatorServer, page_id: str) -> str:
 def test_setup_doctor_create_and_tick_on_a_notion_board(
     emulator: EmulatorServer, tmp_path: Path
 ) -> None:
-    root = httpx.get(f"{emulator.base_url}/_emulator/root").json()["page_id"]
-    env = {
-        "NOTION_TOKEN": emulator.token,
-        "NOTION_BASE_URL": emulator.base_url,
-        "NFACTORY_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
-        "NFACTORY_WORKFLOWS": str(WORKFLOWS),
-        "NFACTORY_CODER_REPO": str(WORKFLOWS.parent),  # code_change needs a git repository
-    }
+    root = emulator_root(emulator)
+    env = emulator_env(emulator, tmp_path, WORKFLOWS)
+    env["NFACTORY_CODER_REPO"] = str(WORKFLOWS.parent)  # code_change needs a git repository
     no_board = cli(tmp_path, env, "doctor")
     assert no_board.returncode == 1 and "NOTION_BOARD_ID is not set" in no_board.stdout
 
@@ -127,14 +122,24 @@ def status_of(tmp: Path, env: dict[str, str], ref: str) -> dict[str, object]:
     return task
 
 
-def notion_env(emulator: EmulatorServer, tmp_path: Path, workflows: Path) -> dict[str, str]:
-    root = httpx.get(f"{emulator.base_url}/_emulator/root").json()["page_id"]
-    env = {
+def emulator_root(emulator: EmulatorServer) -> str:
+    """The page the emulator's integration is shared with: where a board is set up."""
+    return str(httpx.get(f"{emulator.base_url}/_emulator/root").json()["page_id"])
+
+
+def emulator_env(emulator: EmulatorServer, tmp_path: Path, workflows: Path) -> dict[str, str]:
+    """The settings of a CLI on the emulator, with a database in `tmp_path`; no board yet."""
+    return {
         "NOTION_TOKEN": emulator.token,
         "NOTION_BASE_URL": emulator.base_url,
         "NFACTORY_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
         "NFACTORY_WORKFLOWS": str(workflows),
     }
+
+
+def notion_env(emulator: EmulatorServer, tmp_path: Path, workflows: Path) -> dict[str, str]:
+    root = emulator_root(emulator)
+    env = emulator_env(emulator, tmp_path, workflows)
     made = cli(tmp_path, env, "board", "setup", "--parent-page", root, "--title", "Work")
     assert made.returncode == 0, made.stderr
     board_id = re.search(r"NOTION_BOARD_ID=([0-9a-f-]{36})", made.stdout)
